@@ -1,0 +1,68 @@
+//! The chat room's protocol engine.
+//!
+//! `chat_core` is everything the chat server *decides*, and nothing it
+//! *does*: it owns no socket, reads no clock, allocates nothing and never
+//! blocks. The same engine runs in `chat-server` on a laptop (std sockets),
+//! in `tap-server` on smoltcp over a TAP device, and as firmware on a
+//! Cortex-M3 board with 64 KiB of RAM.
+//!
+//! # Design
+//!
+//! - **Sans-IO.** A frontend accepts a connection and asks the [`Room`] for
+//!   a slot ([`Room::accept`]). Whenever it wakes up it calls
+//!   [`Room::handle_timeout`], lets the room move bytes over each connection
+//!   with [`Room::pump`] (any `embedded_io` `Read + Write + ReadReady +
+//!   WriteReady`), pumps the connections that [`Room::needs_pump`] names,
+//!   closes those that came back [`Status::Closed`], and sleeps until
+//!   [`Room::poll_timeout`] or the next readiness event. Time is passed in as
+//!   [`Instant`]. Tests and fuzzers skip the connections and call
+//!   [`Room::receive`] / [`Room::transmit`] directly.
+//! - **Fixed storage, chosen by the caller.** Client slots and the room's
+//!   log live in slices the caller hands over, as smoltcp's `SocketSet`
+//!   takes its storage: a [`Storage`] in a `static` on a board, `Vec`s sized
+//!   from the command line on the host. Memory use is known before the first
+//!   client connects.
+//! - **One log for every recipient.** Every line the server sends is stored
+//!   once in a ring with a sequence number; each client reads it through its
+//!   own cursor, and a run of lines goes out in one write. A client that
+//!   falls a whole ring behind is disconnected with a notice saying so (its
+//!   room sees `{nick} left!`): nobody silently misses a line.
+//! - **Two dialects in one room.** The tutorial's Python client (the *seed*
+//!   dialect: bare nickname, one message per `send`, ASCII) and line clients
+//!   (`nc`, `chat-client`: `\n`-terminated UTF-8) talk to each other; the
+//!   dialect is detected from how the nickname arrives. `PROTOCOL.md` at the
+//!   repository root has every byte.
+//! - **Hostile input is normal input.** Lines are bounded, text is cleaned of
+//!   terminal escapes and bidi overrides ([`clean()`]), flooders are slowed
+//!   down by a token bucket rather than dropped, silent connections time
+//!   out, and no input can make the engine panic.
+//!
+//! # Features
+//!
+//! - `log`: log through the `log` crate (host frontends).
+//! - `defmt`: log through `defmt` and derive `defmt::Format` (firmware).
+//!
+//! At most one of them; with neither, the engine does not log.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+// MUST go first: the logging macros are used by every module below.
+mod fmt;
+
+mod clean;
+mod nick;
+mod ring;
+mod room;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use clean::clean;
+pub use nick::{Nick, NickError, MAX_NICK};
+pub use ring::Line;
+pub use room::{
+    Client, ClientId, Config, Dialect, Reason, Room, RoomFull, Status, Storage, Throttle, MAX_LINE, ROOM_FULL,
+};
+pub use time::Instant;

@@ -1,0 +1,187 @@
+//! The room's shared log: every line the server sends, stored once.
+//!
+//! Lines get consecutive sequence numbers. Each one's bytes sit contiguously
+//! in a byte ring (a line never wraps; the tail end that is too short is
+//! skipped), with a small index entry saying where and for whom. A client
+//! reads the log through its own [`Cursor`], so a broadcast costs one copy
+//! whatever the number of recipients, and consecutive lines are one
+//! contiguous slice that goes out in one write.
+//!
+//! The ring never blocks the writer: when a new line needs space, the oldest
+//! lines are dropped, and the room disconnects any client that had not read
+//! them yet (see `Room::push`).
+
+/// Who a line is for.
+pub(crate) const EVERYONE: u16 = u16::MAX;
+
+/// One index entry of the ring: where a line's bytes are and who may read it.
+/// Callers allocate these (see [`crate::Storage`]) but never look inside.
+#[derive(Clone, Copy, Debug)]
+pub struct Line {
+    /// Absolute byte offset of the line's first byte (position = start % len).
+    start: u64,
+    len: u16,
+    /// A client slot, or [`EVERYONE`].
+    to: u16,
+}
+
+impl Line {
+    /// An unused entry, for initialising storage.
+    pub const EMPTY: Line = Line { start: 0, len: 0, to: EVERYONE };
+}
+
+/// Where a client is in the log: the next line it has to send, and how many
+/// bytes of that line's wire form already went out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub seq: u64,
+    pub sent: u16,
+    /// Seed dialect only: the line's wire form starts with a `\n` separator
+    /// (it was not the first line of its write).
+    pub sep: bool,
+}
+
+pub(crate) struct Ring<'a> {
+    lines: &'a mut [Line],
+    bytes: &'a mut [u8],
+    /// Sequence number of the oldest line kept.
+    first: u64,
+    /// Sequence number the next line gets.
+    next: u64,
+    /// Absolute byte offset where the next line's bytes would go.
+    end: u64,
+}
+
+impl<'a> Ring<'a> {
+    pub fn new(lines: &'a mut [Line], bytes: &'a mut [u8]) -> Self {
+        Ring { lines, bytes, first: 0, next: 0, end: 0 }
+    }
+
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The entry for a sequence number in `first..next`.
+    pub fn line(&self, seq: u64) -> Line {
+        self.lines[(seq % self.lines.len() as u64) as usize]
+    }
+
+    pub fn is_for(line: Line, slot: u16) -> bool {
+        line.to == slot
+    }
+
+    pub fn is_broadcast(line: Line) -> bool {
+        line.to == EVERYONE
+    }
+
+    pub fn len_of(line: Line) -> usize {
+        usize::from(line.len)
+    }
+
+    /// The bytes of a line (including its `\n`).
+    pub fn text(&self, line: Line) -> &[u8] {
+        let at = (line.start % self.bytes.len() as u64) as usize;
+        &self.bytes[at..at + usize::from(line.len)]
+    }
+
+    /// Bytes from `line`'s `skip`th byte to the end of the run of lines
+    /// `line..=last`, which must be contiguous (see [`Ring::follows`]).
+    pub fn span(&self, line: Line, skip: usize, last: Line) -> &[u8] {
+        let at = (line.start % self.bytes.len() as u64) as usize;
+        let end = at + (last.start - line.start) as usize + usize::from(last.len);
+        &self.bytes[at + skip..end]
+    }
+
+    /// Whether `b`'s bytes directly follow `a`'s in memory.
+    pub fn follows(a: Line, b: Line) -> bool {
+        a.start + u64::from(a.len) == b.start
+    }
+
+    /// Where a line of `len` bytes would start.
+    fn place(&self, len: usize) -> u64 {
+        let size = self.bytes.len() as u64;
+        let at = self.end % size;
+        if at + len as u64 > size {
+            self.end + (size - at)
+        } else {
+            self.end
+        }
+    }
+
+    /// The oldest sequence number that survives pushing a line of `len`
+    /// bytes: lines before it are dropped by that push.
+    pub fn first_after_push(&self, len: usize) -> u64 {
+        let new_end = self.place(len) + len as u64;
+        let size = self.bytes.len() as u64;
+        let mut first = self.first;
+        while first < self.next
+            && (self.next + 1 - first > self.lines.len() as u64 || new_end - self.line(first).start > size)
+        {
+            first += 1;
+        }
+        first
+    }
+
+    /// Appends a line made of `parts` (at most `u16::MAX` bytes in all and
+    /// no more than the ring holds) for `to`, dropping old lines as needed.
+    /// Returns its sequence number.
+    pub fn push(&mut self, parts: &[&[u8]], to: u16) -> u64 {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.first = self.first_after_push(len);
+        let start = self.place(len);
+        let mut at = (start % self.bytes.len() as u64) as usize;
+        for part in parts {
+            self.bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        let seq = self.next;
+        let slots = self.lines.len() as u64;
+        self.lines[(seq % slots) as usize] = Line { start, len: len as u16, to };
+        self.next += 1;
+        self.end = start + len as u64;
+        seq
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn lines_are_contiguous_until_the_ring_wraps() {
+        let mut lines = [Line::EMPTY; 8];
+        let mut bytes = [0u8; 16];
+        let mut ring = Ring::new(&mut lines, &mut bytes);
+        let a = ring.push(&[b"abcde\n"], EVERYONE);
+        let b = ring.push(&[b"fghi\n"], EVERYONE);
+        let (la, lb) = (ring.line(a), ring.line(b));
+        assert!(Ring::follows(la, lb));
+        assert_eq!(ring.span(la, 2, lb), b"cde\nfghi\n");
+        // 11 bytes used; 6 more do not fit before the end: the line wraps to 0
+        // and drops `a`, whose bytes it overwrites; one more byte would reach
+        // `b` too.
+        assert_eq!(ring.first_after_push(7), 2);
+        assert_eq!(ring.first_after_push(6), 1);
+        let c = ring.push(&[b"ijklm", b"\n"], 3);
+        assert_eq!(ring.first(), 1);
+        assert!(!Ring::follows(ring.line(b), ring.line(c)));
+        assert_eq!(ring.text(ring.line(c)), b"ijklm\n");
+        assert_eq!(ring.text(ring.line(b)), b"fghi\n");
+        assert!(Ring::is_for(ring.line(c), 3));
+    }
+
+    #[test]
+    fn index_capacity_also_bounds_the_log() {
+        let mut lines = [Line::EMPTY; 2];
+        let mut bytes = [0u8; 64];
+        let mut ring = Ring::new(&mut lines, &mut bytes);
+        for _ in 0..3 {
+            ring.push(&[b"x\n"], EVERYONE);
+        }
+        assert_eq!((ring.first(), ring.next()), (1, 3));
+    }
+}

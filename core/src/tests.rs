@@ -1,0 +1,718 @@
+//! Whole conversations on a simulated clock, in the style of quinn-proto's
+//! `Pair` tests: connect clients, let them talk, assert the exact bytes each
+//! one received.
+
+extern crate std;
+
+use std::boxed::Box;
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
+
+use crate::*;
+
+/// A room of 8 clients with a 4 KiB log, as on the board.
+type Board = Storage<8, 128, 4096>;
+
+struct Sim {
+    room: Room<'static>,
+    now: Instant,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim::with(Config::default())
+    }
+
+    fn with(config: Config) -> Sim {
+        let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
+        Sim { room: storage.room(config), now: Instant::ZERO }
+    }
+
+    fn unthrottled() -> Sim {
+        Sim::with(Config { throttle: None, ..Config::default() })
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now = self.now + ms;
+        self.room.handle_timeout(self.now);
+    }
+
+    fn connect(&mut self) -> ClientId {
+        let id = self.room.accept(self.now).expect("room has space");
+        assert_eq!(self.writes(id), vec!["NICK"], "greeting");
+        id
+    }
+
+    /// Hands the room bytes a client sent, as one read.
+    fn send(&mut self, id: ClientId, bytes: &[u8]) {
+        let taken = self.room.receive(id, bytes, self.now);
+        assert_eq!(taken, bytes.len(), "room refused input");
+    }
+
+    /// Everything pending for a client, one entry per write.
+    fn writes(&mut self, id: ClientId) -> Vec<String> {
+        let mut writes = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            let n = self.room.transmit(id, &mut buf);
+            if n == 0 {
+                return writes;
+            }
+            writes.push(String::from_utf8(buf[..n].to_vec()).expect("server sent UTF-8"));
+        }
+    }
+
+    /// Everything pending for a client, as one string.
+    fn recv(&mut self, id: ClientId) -> String {
+        self.writes(id).concat()
+    }
+
+    fn line_client(&mut self, nick: &str) -> ClientId {
+        let id = self.connect();
+        self.send(id, format!("{nick}\n").as_bytes());
+        assert_eq!(self.recv(id), format!("{nick} joined!\nConnected to server!\n"));
+        id
+    }
+
+    /// The tutorial's client: a bare nickname, then silence until the grace
+    /// period tells the server which dialect this is.
+    fn seed_client(&mut self, nick: &str) -> ClientId {
+        let id = self.connect();
+        self.send(id, nick.as_bytes());
+        assert_eq!(self.writes(id), Vec::<String>::new(), "no answer within the grace period");
+        self.tick(Config::default().seed_grace_ms);
+        id
+    }
+
+    fn close(&mut self, id: ClientId) -> Option<Reason> {
+        self.writes(id);
+        self.room.poll_close(id, self.now)
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+/// Whether a line could be read as `{valid nick}: text`.
+fn parses_as_chat(line: &str) -> bool {
+    line.split_once(": ").is_some_and(|(nick, _)| Nick::parse(nick).is_ok())
+}
+
+// ----- the seed tutorial ------------------------------------------------------
+
+#[test]
+fn seed_tutorial_conversation_byte_for_byte() {
+    let mut sim = Sim::new();
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!"]);
+
+    let nine = sim.seed_client("Nine");
+    assert_eq!(sim.writes(neural), ["Nine joined!"]);
+    assert_eq!(sim.writes(nine), ["Nine joined!\nConnected to server!"]);
+
+    let script = [
+        (neural, "Neural: Hello"),
+        (nine, "Nine: What's up?"),
+        (neural, "Neural: Not much! How about you?"),
+        (nine, "Nine: Same! Gotta Go! Bye!"),
+    ];
+    for (who, said) in script {
+        sim.tick(1000);
+        sim.send(who, said.as_bytes());
+        assert_eq!(sim.writes(neural), [said]);
+        assert_eq!(sim.writes(nine), [said]);
+    }
+
+    sim.room.peer_closed(nine, sim.now);
+    assert_eq!(sim.writes(neural), ["Nine left!"]);
+    assert_eq!(sim.close(nine), Some(Reason::PeerClosed));
+}
+
+#[test]
+fn seed_client_coalesced_messages_are_split_at_its_prefix() {
+    let mut sim = Sim::new();
+    let neural = sim.seed_client("Neural");
+    let alice = sim.line_client("alice");
+    sim.writes(neural);
+    sim.send(neural, b"Neural: HelloNeural: again");
+    assert_eq!(sim.recv(alice), "Neural: Hello\nNeural: again\n");
+    assert_eq!(sim.writes(neural), ["Neural: Hello\nNeural: again"]);
+}
+
+#[test]
+fn seed_first_message_glued_to_nickname_is_split() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let neural = sim.connect();
+    sim.send(neural, b"Neural");
+    sim.tick(100);
+    sim.send(neural, b"Neural: Hello");
+    sim.tick(250);
+    assert_eq!(sim.recv(alice), "Neural joined!\nNeural: Hello\n");
+    assert_eq!(sim.room.nick(neural), Some("Neural"));
+}
+
+#[test]
+fn seed_client_gets_ascii_and_lines_joined_without_trailing_newline() {
+    let mut sim = Sim::new();
+    let neural = sim.seed_client("Neural");
+    let alice = sim.line_client("alice");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!\nalice joined!"]);
+    sim.send(alice, "héllo wörld ✓\nsecond\n".as_bytes());
+    assert_eq!(sim.writes(neural), ["alice: h?llo w?rld ?\nalice: second"]);
+    assert_eq!(sim.recv(alice), "alice: héllo wörld ✓\nalice: second\n");
+}
+
+#[test]
+fn seed_writes_never_exceed_1024_bytes() {
+    let mut sim = Sim::unthrottled();
+    let neural = sim.seed_client("Neural");
+    let alice = sim.line_client("alice");
+    sim.writes(neural);
+    let text = "x".repeat(300);
+    for _ in 0..10 {
+        sim.send(alice, format!("{text}\n").as_bytes());
+    }
+    let writes = sim.writes(neural);
+    assert!(writes.iter().all(|w| w.len() <= 1024), "{:?}", writes.iter().map(String::len).collect::<Vec<_>>());
+    let joined = writes.join("\n");
+    assert_eq!(joined.split('\n').count(), 10);
+    assert!(joined.split('\n').all(|l| l == format!("alice: {text}")));
+}
+
+#[test]
+fn seed_client_gets_unique_variant_of_taken_nick() {
+    let mut sim = Sim::new();
+    let first = sim.seed_client("alice");
+    assert_eq!(sim.writes(first), ["alice joined!\nConnected to server!"]);
+    let second = sim.seed_client("alice");
+    assert_eq!(
+        sim.writes(second),
+        ["alice2 joined!\nConnected to server!\n*** you are alice2 here: \"alice\" is taken"]
+    );
+    assert_eq!(sim.writes(first), ["alice2 joined!"]);
+    // It still prefixes with the name it chose; the server strips that.
+    sim.send(second, b"alice: hi");
+    assert_eq!(sim.writes(first), ["alice2: hi"]);
+    let third = sim.seed_client("ALICE");
+    assert_eq!(sim.room.nick(third), Some("ALICE3"));
+}
+
+#[test]
+fn seed_client_with_invalid_nick_gets_a_valid_one() {
+    let mut sim = Sim::new();
+    let id = sim.seed_client("*** Neural Net");
+    assert_eq!(
+        sim.writes(id),
+        ["Neural_Net joined!\nConnected to server!\n*** you are Neural_Net here: \"*** Neural Net\" is not a valid nickname"]
+    );
+    sim.send(id, b"*** Neural Net: hi");
+    assert_eq!(sim.writes(id), ["Neural_Net: hi"]);
+}
+
+// ----- line clients and mixed rooms --------------------------------------------
+
+#[test]
+fn line_clients_chat_with_echo_and_attribution() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    assert_eq!(sim.recv(alice), "bob joined!\n");
+    sim.send(alice, b"hi bob\r\n");
+    sim.send(bob, b"hi alice\n");
+    assert_eq!(sim.recv(alice), "alice: hi bob\nbob: hi alice\n");
+    assert_eq!(sim.recv(bob), "alice: hi bob\nbob: hi alice\n");
+    sim.room.peer_closed(bob, sim.now);
+    assert_eq!(sim.recv(alice), "bob left!\n");
+}
+
+#[test]
+fn mixed_room_converts_between_dialects() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.recv(alice), "Neural joined!\n");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!"]);
+    sim.send(neural, b"Neural: Hello");
+    sim.send(alice, "¡hola!\n".as_bytes());
+    assert_eq!(sim.recv(alice), "Neural: Hello\nalice: ¡hola!\n");
+    assert_eq!(sim.writes(neural), ["Neural: Hello\nalice: ?hola!"]);
+    // Impersonation does not work: attribution is the server's.
+    sim.send(neural, b"Neural: alice: I owe you 100");
+    assert_eq!(sim.recv(alice), "Neural: alice: I owe you 100\n");
+}
+
+#[test]
+fn a_terminator_split_from_the_nickname_still_means_line_client() {
+    let mut sim = Sim::new();
+    let id = sim.connect();
+    sim.send(id, b"ali");
+    sim.tick(100);
+    sim.send(id, b"ce\r\n");
+    assert_eq!(sim.recv(id), "alice joined!\nConnected to server!\n");
+    assert_eq!(sim.room.dialect(id), Dialect::Line);
+}
+
+#[test]
+fn nickname_and_first_lines_in_one_read() {
+    let mut sim = Sim::new();
+    let id = sim.connect();
+    sim.send(id, b"alice\nhello\nworld\n");
+    assert_eq!(sim.recv(id), "alice joined!\nConnected to server!\nalice: hello\nalice: world\n");
+}
+
+// ----- nicknames --------------------------------------------------------------
+
+#[test]
+fn line_client_offering_a_taken_nick_is_asked_again() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let other = sim.connect();
+    sim.send(other, b"ALICE\n");
+    assert_eq!(sim.recv(other), "*** nickname \"ALICE\" refused: it is taken\nNICK\n");
+    assert_eq!(sim.recv(alice), "", "nobody else notices");
+    sim.send(other, b"bob\n");
+    assert_eq!(sim.recv(other), "bob joined!\nConnected to server!\n");
+}
+
+#[test]
+fn line_client_offering_an_invalid_nick_is_told_why() {
+    let mut sim = Sim::new();
+    let id = sim.connect();
+    let cases: [(&[u8], &str); 5] = [
+        (b"\n", "*** nickname \"\" refused: it is empty\nNICK\n"),
+        (b"a b\n", "*** nickname \"a b\" refused: it has a space, ':' or a control character\nNICK\n"),
+        (b"a:b\n", "*** nickname \"a:b\" refused: it has a space, ':' or a control character\nNICK\n"),
+        (b"*star\n", "*** nickname \"*star\" refused: it starts with '/', '*', '!' or '#'\nNICK\n"),
+        (
+            b"abcdefghijabcdefghijabcdefghijabc\n",
+            "*** nickname \"abcdefghijabcdefghijabcdefghijabc\" refused: it is longer than 32 bytes\nNICK\n",
+        ),
+    ];
+    for (offer, answer) in cases {
+        sim.tick(1000);
+        sim.send(id, offer);
+        assert_eq!(sim.recv(id), answer);
+    }
+    sim.send(id, b"abcdefghijabcdefghijabcdefghijab\n");
+    assert_eq!(sim.room.nick(id), Some("abcdefghijabcdefghijabcdefghijab"));
+}
+
+#[test]
+fn nick_is_cleaned_before_it_is_checked() {
+    let mut sim = Sim::new();
+    let id = sim.connect();
+    sim.send(id, "\u{1b}[31mal\u{202e}ice\u{7}\n".as_bytes());
+    assert_eq!(sim.room.nick(id), Some("alice"));
+}
+
+// ----- commands ---------------------------------------------------------------
+
+#[test]
+fn nick_command_renames_and_refuses_taken_names() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(alice);
+    sim.send(alice, b"/nick carol\n");
+    assert_eq!(sim.recv(bob), "*** alice is now known as carol\n");
+    assert_eq!(sim.recv(alice), "*** alice is now known as carol\n");
+    sim.send(alice, b"/nick BOB\n");
+    assert_eq!(sim.recv(alice), "*** nickname \"BOB\" refused: it is taken\n");
+    sim.send(alice, b"/nick\n");
+    assert_eq!(sim.recv(alice), "*** usage: /nick NEW\n");
+    sim.send(alice, b"hi\n");
+    assert_eq!(sim.recv(bob), "carol: hi\n");
+}
+
+#[test]
+fn who_lists_registered_clients_only() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let _bob = sim.line_client("bob");
+    let _greeting = sim.connect();
+    sim.recv(alice);
+    sim.send(alice, b"/who\n");
+    assert_eq!(sim.recv(alice), "*** 2 in the room: alice bob\n");
+}
+
+#[test]
+fn who_reply_stays_within_the_line_limit() {
+    let storage: &'static mut Storage<100, 512, 65536> = Box::leak(Box::new(Storage::new()));
+    let mut sim = Sim { room: storage.room(Config::default()), now: Instant::ZERO };
+    let ids: Vec<_> = (0..100).map(|i| sim.line_client(&format!("somebody_with_a_long_name_{i:03}"))).collect();
+    sim.recv(ids[0]);
+    sim.send(ids[0], b"/who\n");
+    let reply = sim.recv(ids[0]);
+    assert!(reply.len() <= MAX_LINE + 1, "{}", reply.len());
+    assert!(reply.starts_with("*** 100 in the room: somebody_with_a_long_name_000 "));
+    assert!(reply.ends_with(" more\n"), "{reply}");
+}
+
+#[test]
+fn me_and_msg() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    let carol = sim.line_client("carol");
+    sim.recv(alice);
+    sim.recv(bob);
+    sim.send(alice, b"/me waves\n");
+    assert_eq!(sim.recv(carol), "* alice waves\n");
+    sim.send(alice, b"/msg BOB psst: a secret\n");
+    assert_eq!(sim.recv(bob), "* alice waves\n*alice* psst: a secret\n");
+    assert_eq!(sim.recv(alice), "* alice waves\n-> *bob* psst: a secret\n");
+    assert_eq!(sim.recv(carol), "", "a private message stays private");
+    sim.send(alice, b"/msg dave hi\n/msg bob\n/me\n");
+    assert_eq!(sim.recv(alice), "*** no such nickname: dave\n*** usage: /msg NICK TEXT\n*** usage: /me ACTION\n");
+}
+
+#[test]
+fn quit_with_and_without_reason() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    let carol = sim.line_client("carol");
+    sim.recv(alice);
+    sim.recv(bob);
+    sim.send(bob, b"/quit gone fishing\nthis is never said\n");
+    assert_eq!(sim.recv(bob), "bob left! (gone fishing)\n");
+    assert_eq!(sim.close(bob), Some(Reason::Quit));
+    sim.send(carol, b"/QUIT\n");
+    assert_eq!(sim.recv(alice), "bob left! (gone fishing)\ncarol left!\n");
+    assert_eq!(sim.close(carol), Some(Reason::Quit));
+    assert_eq!(sim.room.len(), 1);
+}
+
+#[test]
+fn help_unknown_commands_and_escaped_slash() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"/help\n");
+    let help = sim.recv(alice);
+    assert_eq!(lines(&help).len(), 8);
+    assert!(lines(&help).iter().all(|l| l.starts_with("*** ")));
+    for command in ["/nick", "/who", "/me", "/msg", "/quit", "/help"] {
+        assert!(help.contains(command), "{command} missing from /help");
+    }
+    sim.send(alice, b"/dance now\n");
+    assert_eq!(sim.recv(alice), "*** unknown command /dance, /help lists them\n");
+    sim.send(alice, b"//dance is a command\n");
+    assert_eq!(sim.recv(alice), "alice: /dance is a command\n");
+}
+
+#[test]
+fn no_notice_parses_as_a_chat_line() {
+    let mut sim = Sim::new();
+    let watcher = sim.line_client("watcher");
+    let seed = sim.seed_client("seedy");
+    let alice = sim.connect();
+    // Everything that makes the server speak, short of chatting.
+    sim.send(alice, b"a: b\n*x\nwatcher\nalice\n");
+    for command in [
+        "/help",
+        "/who",
+        "/me waves: hello",
+        "/msg watcher x: y",
+        "/msg nobody: x",
+        "/msg",
+        "/nick a:b",
+        "/nick watcher",
+        "/nick bob",
+        "/unknown: x",
+        "/me",
+    ] {
+        sim.tick(1000);
+        sim.send(alice, format!("{command}\n").as_bytes());
+    }
+    sim.send(alice, format!("{}\n", "x".repeat(600)).as_bytes());
+    sim.tick(1000);
+    sim.send(seed, b"seedy: /who");
+    sim.tick(60_000);
+    let late = sim.connect();
+    sim.tick(60_000);
+    let mut seen = sim.recv(watcher) + &sim.recv(alice) + &sim.writes(seed).join("\n") + &sim.recv(late);
+    sim.room.shutdown(sim.now);
+    seen += &sim.recv(watcher);
+    let heard: Vec<_> = lines(&seen).into_iter().filter(|l| parses_as_chat(l)).collect();
+    assert_eq!(heard, Vec::<&str>::new());
+    for kind in [
+        "refused",
+        "NICK",
+        "*** commands:",
+        "*** 3 in the room",
+        "* alice waves: hello",
+        "*alice* x: y",
+        "-> *watcher* x: y",
+        "no such nickname",
+        "usage",
+        "is now known as",
+        "unknown command",
+        "too long",
+        "no nickname after",
+        "shutting down",
+    ] {
+        assert!(seen.contains(kind), "the session produced no {kind:?} line");
+    }
+}
+
+// ----- limits -----------------------------------------------------------------
+
+#[test]
+fn overlong_line_gets_a_notice_and_the_connection_stays() {
+    let mut sim = Sim::unthrottled();
+    let alice = sim.line_client("alice");
+    let max = "m".repeat(MAX_LINE);
+    sim.send(alice, format!("{max}\n").as_bytes());
+    assert_eq!(sim.recv(alice), format!("alice: {max}\n"));
+    sim.send(alice, format!("{max}x\nafter\n").as_bytes());
+    assert_eq!(sim.recv(alice), "*** line too long (over 512 bytes), not sent\nalice: after\n");
+    // A megabyte without a newline, in pieces: one notice, then back to normal.
+    for _ in 0..1024 {
+        sim.send(alice, &[b'z'; 1024]);
+    }
+    sim.send(alice, b"zzz\nfine\n");
+    assert_eq!(sim.recv(alice), "*** line too long (over 512 bytes), not sent\nalice: fine\n");
+}
+
+#[test]
+fn registration_timeout_closes_silent_connections() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let silent = sim.connect();
+    sim.tick(29_999);
+    assert_eq!(sim.close(silent), None);
+    sim.tick(1);
+    assert_eq!(sim.recv(silent), "*** no nickname after 30 s, closing\n");
+    assert_eq!(sim.close(silent), Some(Reason::RegistrationTimeout));
+    assert_eq!(sim.recv(alice), "", "the room does not notice");
+    assert!(sim.room.accept(sim.now).is_ok(), "the slot is free again");
+}
+
+#[test]
+fn poll_timeout_reports_the_next_deadline() {
+    let mut sim = Sim::new();
+    assert_eq!(sim.room.poll_timeout(), None);
+    let id = sim.connect();
+    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(30_000)));
+    sim.tick(1000);
+    sim.send(id, b"Neural");
+    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(1250)));
+}
+
+#[test]
+fn flooder_is_throttled_not_dropped() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let flood = sim.line_client("flood");
+    sim.recv(alice);
+    let all: String = (0..12).map(|i| format!("line {i}\n")).collect();
+    let mut rest = all.as_bytes();
+    let mut heard = String::new();
+    let mut rounds = 0;
+    while !rest.is_empty() || heard.lines().count() < 12 {
+        let taken = sim.room.receive(flood, rest, sim.now);
+        rest = &rest[taken..];
+        heard += &sim.recv(alice);
+        sim.tick(100);
+        rounds += 1;
+        assert!(rounds < 100, "flood never drained");
+    }
+    let expected: String = (0..12).map(|i| format!("flood: line {i}\n")).collect();
+    assert_eq!(heard, expected, "every line arrives, in order");
+    // Burst 5, then 2 lines/s: the last of 12 needs 3.5 s.
+    assert!((34..=37).contains(&rounds), "took {rounds} rounds of 100 ms");
+}
+
+#[test]
+fn a_full_room_refuses_politely() {
+    let mut sim = Sim::new();
+    let ids: Vec<_> = (0..8).map(|i| sim.line_client(&format!("u{i}"))).collect();
+    assert_eq!(sim.room.accept(sim.now), Err(RoomFull));
+    assert_eq!(ROOM_FULL, b"*** the room is full, try again later\n");
+    assert!(ids.iter().skip(1).all(|&id| sim.recv(id).lines().all(|l| l.ends_with("joined!"))));
+}
+
+#[test]
+fn slow_reader_is_disconnected_with_reason_and_nobody_else_misses_a_line() {
+    let mut sim = Sim::unthrottled();
+    let slow = sim.line_client("slow");
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    let mut alice_heard = String::new();
+    let mut said = String::new();
+    // About 40 bytes a line: the 4 KiB log wraps after ~100 lines.
+    for i in 0..200 {
+        let line = format!("line number {i:04} from bob\n");
+        sim.send(bob, line.as_bytes());
+        said += &format!("bob: {line}");
+        alice_heard += &sim.recv(alice);
+        sim.recv(bob);
+    }
+    assert_eq!(
+        sim.recv(slow),
+        "*** disconnected: you read more slowly than the room talks and missed lines\n",
+        "dropped: only the farewell is left"
+    );
+    assert_eq!(sim.room.poll_close(slow, sim.now), Some(Reason::TooSlow));
+    let expected_alice = format!("bob joined!\n{said}");
+    let (before, after) = alice_heard.split_once("slow left!\n").expect("room saw slow leave");
+    assert_eq!(format!("{before}{after}"), expected_alice);
+}
+
+#[test]
+fn slow_reader_gets_the_reason_as_its_last_line() {
+    let mut sim = Sim::unthrottled();
+    let slow = sim.line_client("slow");
+    let bob = sim.line_client("bob");
+    // `slow` reads the first bytes of a line, then stops.
+    let mut buf = [0; 5];
+    sim.send(bob, b"first\n");
+    assert_eq!(sim.room.transmit(slow, &mut buf), 5);
+    for _ in 0..200 {
+        sim.send(bob, b"filling the log with forty bytes .....\n");
+        sim.recv(bob);
+    }
+    assert_eq!(sim.recv(slow), "\n*** disconnected: you read more slowly than the room talks and missed lines\n");
+    assert_eq!(sim.room.poll_close(slow, sim.now), Some(Reason::TooSlow));
+}
+
+#[test]
+fn silent_unregistered_connections_do_not_block_the_log() {
+    let mut sim = Sim::unthrottled();
+    let lurkers: Vec<_> = (0..4).map(|_| sim.connect()).collect();
+    let alice = sim.line_client("alice");
+    for i in 0..300 {
+        sim.send(alice, format!("line {i:04} to wrap the log around\n").as_bytes());
+        sim.recv(alice);
+    }
+    for id in lurkers {
+        assert_eq!(sim.close(id), None, "still waiting for a nickname");
+    }
+}
+
+#[test]
+fn shutdown_tells_everyone_and_closes() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let seed = sim.seed_client("Neural");
+    let greeting = sim.connect();
+    sim.recv(alice);
+    sim.writes(seed);
+    sim.room.shutdown(sim.now);
+    assert_eq!(sim.recv(alice), "*** the server is shutting down\n");
+    assert_eq!(sim.writes(seed), ["*** the server is shutting down"]);
+    assert_eq!(sim.recv(greeting), "*** the server is shutting down\n");
+    for id in [alice, seed, greeting] {
+        assert_eq!(sim.close(id), Some(Reason::Shutdown));
+    }
+    assert!(sim.room.is_empty());
+}
+
+#[test]
+fn leaving_client_is_closed_at_the_drain_deadline() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"/quit\n");
+    // It never reads its `left!` line.
+    assert_eq!(sim.room.poll_close(alice, sim.now), None);
+    sim.tick(2000);
+    assert_eq!(sim.room.poll_close(alice, sim.now), Some(Reason::Quit));
+}
+
+// ----- cleaning ---------------------------------------------------------------
+
+#[test]
+fn text_is_cleaned_before_broadcast() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(bob);
+    let cases: [(&[u8], &str); 5] = [
+        (b"\x1b]52;c;cm0gLXJmIH4=\x07copy me\n", "alice: copy me\n"),
+        (b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x1b\\x\n", "alice: red x\n"),
+        ("abc\u{202e}fed\u{2066}\n".as_bytes(), "alice: abcfed\n"),
+        (b"bell\x07 nul\x00 tab\tok\n", "alice: bell nul tab\tok\n"),
+        (b"bad \xff\xfe utf8\n", "alice: bad \u{fffd}\u{fffd} utf8\n"),
+    ];
+    for (said, heard) in cases {
+        sim.tick(1000);
+        sim.send(alice, said);
+        assert_eq!(sim.recv(bob), heard);
+    }
+    // A bare \r inside a line never reaches anyone: no overwriting.
+    sim.tick(1000);
+    sim.send(alice, b"I owe you 100\rbob: I owe you 0\r\n");
+    assert_eq!(sim.recv(bob), "alice: I owe you 100bob: I owe you 0\n");
+}
+
+// ----- memory -----------------------------------------------------------------
+
+#[test]
+fn board_room_fits_16_kib() {
+    let storage = core::mem::size_of::<Board>();
+    let room = core::mem::size_of::<Room<'static>>();
+    std::println!(
+        "8 clients, 4 KiB log: {} B storage ({} B a client, {} B the log index) + {} B room = {} B",
+        storage,
+        core::mem::size_of::<Client>(),
+        128 * core::mem::size_of::<Line>(),
+        room,
+        storage + room
+    );
+    assert!(storage + room <= 16 * 1024);
+}
+
+// ----- chunking -----------------------------------------------------------------
+
+mod chunking {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs two line clients; `alice` sends `input` split at `cuts`. Returns
+    /// what each client received.
+    fn run(input: &[u8], cuts: &[usize]) -> (String, String) {
+        let mut sim = Sim::unthrottled();
+        let alice = sim.line_client("alice");
+        let bob = sim.line_client("bob");
+        let mut at = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        points.sort_unstable();
+        points.push(input.len());
+        for point in points {
+            sim.send(alice, &input[at..point]);
+            at = point;
+        }
+        (sim.recv(alice), sim.recv(bob))
+    }
+
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[ -~]{0,30}".prop_map(String::into_bytes),
+            Just(b"/who".to_vec()),
+            Just(b"/me waves".to_vec()),
+            Just(b"\x1b]0;x\x07y\r".to_vec()),
+            proptest::collection::vec(Just(b'x'), 500..600),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_gives_the_same_output(
+            script in proptest::collection::vec(line(), 1..12),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        ) {
+            let mut input = Vec::new();
+            for line in &script {
+                // A line client never sends a bare \n inside a line.
+                input.extend(line.iter().filter(|&&b| b != b'\n'));
+                input.push(b'\n');
+            }
+            let whole = run(&input, &[]);
+            prop_assert_eq!(run(&input, &cuts), whole);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The chat room on smoltcp.
+#![no_std]

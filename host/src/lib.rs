@@ -1,0 +1,1 @@
+//! The chat room on a laptop: `chat-server` and `chat-client` over std sockets.

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, every test, and the no_std build.
+# It installs what a brand-new machine lacks, then runs everything; CI runs
+# exactly this (`.ci/run`). Usage: tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_updated=
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "tests/run.sh: missing $*; install it (as root: apt-get install $*) and run again" >&2
+        exit 1
+    fi
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+step "toolchain"
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup target list --installed | grep -q '^thumbv7m-none-eabi$' || rustup target add thumbv7m-none-eabi
+have python3 || apt_install python3
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build -p core --target thumbv7m-none-eabi (no_std, no alloc)"
+cargo build -p core --target thumbv7m-none-eabi
+cargo build -p core --target thumbv7m-none-eabi --features defmt
+if grep -rnE '^\s*(extern crate (alloc|std)|use (alloc|std)::)' core/src --include=*.rs | grep -v 'core/src/tests.rs'; then
+    echo "core uses alloc or std outside its tests" >&2
+    exit 1
+fi
+
+step "cargo test --workspace"
+cargo test --workspace
