@@ -118,6 +118,12 @@ impl ClientId {
     pub fn index(self) -> usize {
         usize::from(self.0)
     }
+
+    /// The id of slot `index` (below the room's capacity), for frontends
+    /// that find a connection's slot from a readiness event.
+    pub fn from_index(index: usize) -> ClientId {
+        ClientId(index as u16)
+    }
 }
 
 /// Returned by [`Room::accept`] when every slot is taken; send [`ROOM_FULL`]

@@ -1,1 +1,9 @@
-//! The chat room on a laptop: `chat-server` and `chat-client` over std sockets.
+//! The chat room on a laptop: `chat-server` and `chat-client` over std
+//! sockets.
+//!
+//! The server is a thin frontend over the `chat_core` engine: it owns the
+//! sockets ([`conn`]), the poller and the clock ([`server`]), and the command
+//! line; every protocol decision is the core's.
+
+pub mod conn;
+pub mod server;

@@ -1,1 +1,247 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: building and finding the
+//! binaries, running processes that are always killed, and reading what
+//! they print with a deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The path of a binary of the workspace, built (debug) on first use.
+pub fn bin(package: &str, name: &str) -> PathBuf {
+    static BUILD_HOST: Once = Once::new();
+    if package == "host" {
+        BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"]));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join("debug").join(name)
+}
+
+/// Runs `cargo build ARGS` in the workspace, failing the test if it fails.
+pub fn build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).arg("build").args(args).current_dir(root()).status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
+/// Whether this run is CI's, where nothing may skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Text a process printed, collected by a thread as it arrives.
+#[derive(Clone, Default)]
+pub struct Output(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Output {
+    /// Collects everything `source` produces until it ends.
+    pub fn collect(mut source: impl Read + Send + 'static) -> Output {
+        let output = Output::default();
+        let sink = output.clone();
+        thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n) = source.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (lock, ready) = &*sink.0;
+                lock.lock().expect("output lock").extend_from_slice(&buf[..n]);
+                ready.notify_all();
+            }
+        });
+        output
+    }
+
+    /// Everything so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0 .0.lock().expect("output lock")).into_owned()
+    }
+
+    /// Waits until the output contains `needle` `count` times; panics with
+    /// what arrived if it does not within [`WAIT`].
+    pub fn wait_for_n(&self, needle: &str, count: usize) -> String {
+        let (lock, ready) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut bytes = lock.lock().expect("output lock");
+        loop {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if text.matches(needle).count() >= count {
+                return text;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {needle:?} x{count}; got:\n{text}");
+            bytes = ready.wait_timeout(bytes, left).expect("output lock").0;
+        }
+    }
+
+    /// Waits until the output contains `needle`.
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_n(needle, 1)
+    }
+}
+
+/// A child process killed (by its PID) when the test is done with it.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Output,
+    pub stderr: Output,
+    stdin: Option<ChildStdin>,
+}
+
+impl Proc {
+    /// Starts `command` with piped stdio.
+    pub fn spawn(command: &mut Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let stdout = Output::collect(child.stdout.take().expect("piped stdout"));
+        let stderr = Output::collect(child.stderr.take().expect("piped stderr"));
+        let stdin = child.stdin.take();
+        Proc { child, stdout, stderr, stdin }
+    }
+
+    /// Writes to the process's stdin.
+    pub fn type_in(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(text.as_bytes()).expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes the process's stdin.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY-free: `kill` from the command line, by PID.
+        let status =
+            Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.child.id());
+    }
+
+    /// Waits for the process to exit, at most [`WAIT`].
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {} did not exit; stderr:\n{}",
+                self.child.id(),
+                self.stderr.text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `chat-server` on an ephemeral loopback port.
+pub struct ChatServer {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl ChatServer {
+    /// Starts `chat-server --listen 127.0.0.1:0 ARGS` and reads its address.
+    pub fn start(args: &[&str]) -> ChatServer {
+        let mut command = Command::new(bin("host", "chat-server"));
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        let proc = Proc::spawn(&mut command);
+        let first = proc.stdout.wait_for("\n");
+        let addr = first
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("listening on "))
+            .unwrap_or_else(|| panic!("chat-server's first line: {first:?}"))
+            .to_string();
+        ChatServer { proc, addr }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// How many file descriptors the server process has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.proc.child.id())).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+/// The tutorial's Python client (`tests/seed/client.py`), its nickname
+/// typed in.
+pub fn seed_client(host: &str, port: &str, nick: &str) -> Proc {
+    let mut proc = Proc::spawn(Command::new("python3").arg(root().join("tests/seed/client.py")).args([host, port]));
+    proc.type_in(&format!("{nick}\n"));
+    proc
+}
+
+/// A raw TCP client, as `nc` would be.
+pub struct Raw {
+    stream: std::net::TcpStream,
+    reader: BufReader<std::net::TcpStream>,
+}
+
+impl Raw {
+    /// Connects to `addr`.
+    pub fn connect(addr: &str) -> Raw {
+        let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        Raw { stream, reader }
+    }
+
+    /// Sends bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly `expected.len()` bytes and checks they are `expected`.
+    pub fn expect(&mut self, expected: &str) {
+        let mut got = vec![0; expected.len()];
+        self.reader.read_exact(&mut got).unwrap_or_else(|e| panic!("waiting for {expected:?}: {e}"));
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+    }
+
+    /// Reads one line (with its `\n`).
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read a line");
+        line
+    }
+
+    /// Reads until the server closes; returns what came.
+    pub fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        let _ = self.reader.read_to_string(&mut rest);
+        rest
+    }
+
+    /// Closes the write side (a half-close).
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+}

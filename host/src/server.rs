@@ -1,0 +1,224 @@
+//! The server's event loop: one thread, one poller, no thread per client.
+//!
+//! Each wake-up: accept what is waiting, pump the connections that became
+//! ready (reading and handling their lines), act on the room's deadlines,
+//! then pump every connection the room has output for, so each recipient gets
+//! everything new in one write. Then sleep until the next readiness event or
+//! the room's next deadline: an idle server uses no CPU.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_core::{Client, ClientId, Config, Instant, Line, Room, Status, ROOM_FULL};
+use log::{info, warn};
+use mio::net::{TcpListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::conn::Conn;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNAL: Token = Token(usize::MAX - 2);
+
+/// How long `accept` rests after running out of file descriptors: long
+/// enough not to spin, short enough that a freed descriptor is used soon.
+const ACCEPT_BACKOFF_MS: u64 = 100;
+
+/// Average bytes a stored line takes, to size the log's index from its bytes.
+const BYTES_PER_LINE: usize = 32;
+
+/// What the server is asked to be.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Client slots.
+    pub capacity: usize,
+    /// Bytes of the room's log: how far a client may fall behind.
+    pub ring_bytes: usize,
+    /// The room's limits and timeouts.
+    pub config: Config,
+}
+
+/// The room's storage, sized at start and never grown.
+pub struct Storage {
+    clients: Vec<Client>,
+    lines: Vec<Line>,
+    bytes: Vec<u8>,
+}
+
+impl Storage {
+    /// Storage for `options`.
+    pub fn new(options: &Options) -> Storage {
+        Storage {
+            clients: vec![Client::EMPTY; options.capacity],
+            lines: vec![Line::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
+            bytes: vec![0; options.ring_bytes],
+        }
+    }
+}
+
+/// A server about to run: the listening socket, the poller, and the room.
+pub struct Server<'a> {
+    room: Room<'a>,
+    listener: TcpListener,
+    poll: Poll,
+    signals: UnixStream,
+    conns: Vec<Option<Conn>>,
+    clock: std::time::Instant,
+    /// When accepting may be tried again after running out of descriptors.
+    accept_again: Option<Instant>,
+    /// When a shutdown gives up waiting for output to drain.
+    shutdown_by: Option<Instant>,
+}
+
+impl<'a> Server<'a> {
+    /// A server on `listener` with a room in `storage`. SIGINT and SIGTERM
+    /// start a graceful shutdown.
+    pub fn new(listener: std::net::TcpListener, storage: &'a mut Storage, config: Config) -> io::Result<Server<'a>> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (signals, sender) = std::os::unix::net::UnixStream::pair()?;
+        signals.set_nonblocking(true)?;
+        sender.set_nonblocking(true)?;
+        let mut signals = UnixStream::from_std(signals);
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::low_level::pipe::register(signal, sender.try_clone()?)?;
+        }
+        poll.registry().register(&mut signals, SIGNAL, Interest::READABLE)?;
+        let capacity = storage.clients.len();
+        let room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
+        Ok(Server {
+            room,
+            listener,
+            poll,
+            signals,
+            conns: (0..capacity).map(|_| None).collect(),
+            clock: std::time::Instant::now(),
+            accept_again: None,
+            shutdown_by: None,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// Serves until a signal asks it to stop and the room has drained.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.next_deadline().map(|at| Duration::from_millis(self.now().until(at)));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = self.now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNAL => self.start_shutdown(now),
+                    Token(slot) => {
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_write_closed();
+                        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                            conn.ready(readable, writable);
+                            self.pump(slot, now);
+                        }
+                    }
+                }
+            }
+            if self.accept_again.is_some_and(|at| now >= at) {
+                self.accept_again = None;
+                self.accept(now);
+            }
+            self.room.handle_timeout(now);
+            for slot in 0..self.conns.len() {
+                if self.conns[slot].is_some() && self.room.needs_pump(id(slot)) {
+                    self.pump(slot, now);
+                }
+            }
+            if let Some(by) = self.shutdown_by {
+                if self.room.is_empty() || now >= by {
+                    info!("shut down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.room.poll_timeout(), self.accept_again, self.shutdown_by].into_iter().flatten().min()
+    }
+
+    fn accept(&mut self, now: Instant) {
+        if self.shutdown_by.is_some() || self.accept_again.is_some() {
+            return;
+        }
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE and the like: rest instead of spinning on
+                    // a connection we cannot take.
+                    warn!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF_MS} ms");
+                    self.accept_again = Some(now + ACCEPT_BACKOFF_MS);
+                    return;
+                }
+            };
+            // A paced room wants its lines out now, not after Nagle's delay.
+            if let Err(e) = stream.set_nodelay(true) {
+                warn!("{peer}: cannot set TCP_NODELAY: {e}");
+            }
+            let id = match self.room.accept(now) {
+                Ok(id) => id,
+                Err(full) => {
+                    info!("Refused {peer}: {full}");
+                    // Best effort: a new socket has room for one short line.
+                    let _ = stream.write(ROOM_FULL);
+                    continue;
+                }
+            };
+            if let Err(e) =
+                self.poll.registry().register(&mut stream, Token(id.index()), Interest::READABLE | Interest::WRITABLE)
+            {
+                warn!("{peer}: cannot watch the socket: {e}");
+                self.room.disconnect(id, chat_core::Reason::Io(embedded_io::ErrorKind::Other));
+                continue;
+            }
+            info!("Connected with {peer}");
+            self.conns[id.index()] = Some(Conn::new(stream, peer));
+        }
+    }
+
+    fn pump(&mut self, slot: usize, now: Instant) {
+        let Some(conn) = self.conns[slot].as_mut() else { return };
+        if let Status::Closed(reason) = self.room.pump(id(slot), conn, now) {
+            info!("{} disconnected: {reason}", conn.peer());
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            self.conns[slot] = None;
+        }
+    }
+
+    fn start_shutdown(&mut self, now: Instant) {
+        let mut drained = [0u8; 64];
+        while matches!(self.signals.read(&mut drained), Ok(n) if n > 0) {}
+        if self.shutdown_by.is_none() {
+            info!("shutting down: telling {} clients", self.room.len());
+            self.room.shutdown(now);
+            self.shutdown_by = Some(now + self.room.config().drain_timeout_ms);
+        }
+    }
+}
+
+fn id(slot: usize) -> ClientId {
+    ClientId::from_index(slot)
+}
