@@ -233,6 +233,8 @@ pub struct Client {
     farewell: bool,
     /// A `left!` line is still to be broadcast for this dropped client.
     announce: bool,
+    /// Reading stopped while the connection had bytes ready.
+    paused: bool,
     tokens: u16,
     next_token: Instant,
     accepted: Instant,
@@ -260,6 +262,7 @@ impl Client {
         greeting: 0,
         farewell: false,
         announce: false,
+        paused: false,
         tokens: 0,
         next_token: Instant::ZERO,
         accepted: Instant::ZERO,
@@ -441,13 +444,16 @@ impl<'a> Room<'a> {
     }
 
     /// Whether pumping this client would do something now: it has output
-    /// pending, or its connection is to be closed.
-    pub fn needs_pump(&mut self, id: ClientId) -> bool {
+    /// pending, its connection is to be closed, or reading from it was paused
+    /// (flood control, full input) and may go on.
+    pub fn needs_pump(&mut self, id: ClientId, now: Instant) -> bool {
         let slot = id.index();
         match self.clients[slot].state {
             State::Free => false,
             State::Leaving | State::Dropped => true,
-            State::Greeting | State::Chatting => self.has_output(slot),
+            State::Greeting | State::Chatting => {
+                self.has_output(slot) || (self.clients[slot].paused && self.wants_input(slot, now))
+            }
         }
     }
 
@@ -476,7 +482,13 @@ impl<'a> Room<'a> {
     fn read_from<C: Read + ReadReady>(&mut self, slot: usize, conn: &mut C, now: Instant) -> Result<(), ErrorKind> {
         // Input left over from a throttled or full moment goes first.
         self.handle_input(slot, now, false);
-        while self.wants_input(slot, now) && conn.read_ready().map_err(|e| e.kind())? {
+        self.clients[slot].paused = false;
+        while conn.read_ready().map_err(|e| e.kind())? {
+            if !self.wants_input(slot, now) {
+                // Bytes wait in the connection: read them once tokens are back.
+                self.clients[slot].paused = true;
+                break;
+            }
             let client = &mut self.clients[slot];
             let filled = usize::from(client.filled);
             match conn.read(&mut client.input[filled..]) {

@@ -5,7 +5,9 @@
 //! `ReadReady`/`WriteReady` from it, clearing it when the kernel runs dry (a
 //! short read or write, or `WouldBlock`). mio is edge-triggered: the flags are
 //! set again by the next event, which the kernel raises when more bytes or
-//! more buffer space arrive.
+//! more buffer space arrive. Once the peer has closed or reset, there is no
+//! next event: from then on only `WouldBlock` clears readability, so the end
+//! of the stream is always read.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -18,13 +20,15 @@ pub struct Conn {
     peer: SocketAddr,
     readable: bool,
     writable: bool,
+    /// The peer closed or reset: no more readiness events will come.
+    hung_up: bool,
 }
 
 impl Conn {
     /// Wraps a freshly accepted socket: writable (a new socket has buffer
     /// space), not known to be readable yet.
     pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
-        Conn { stream, peer, readable: false, writable: true }
+        Conn { stream, peer, readable: false, writable: true, hung_up: false }
     }
 
     /// The client's address.
@@ -38,9 +42,10 @@ impl Conn {
     }
 
     /// Records what a readiness event said.
-    pub fn ready(&mut self, readable: bool, writable: bool) {
-        self.readable |= readable;
+    pub fn ready(&mut self, readable: bool, writable: bool, hung_up: bool) {
+        self.readable |= readable || hung_up;
         self.writable |= writable;
+        self.hung_up |= hung_up;
     }
 }
 
@@ -58,7 +63,9 @@ impl embedded_io::Read for Conn {
         loop {
             match self.stream.read(buf) {
                 Ok(n) => {
-                    if n < buf.len() {
+                    // A short read drained the socket, unless the peer hung
+                    // up: then the end of the stream is still to be read.
+                    if n < buf.len() && !self.hung_up {
                         self.readable = false;
                     }
                     return Ok(n);

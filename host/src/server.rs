@@ -125,10 +125,10 @@ impl<'a> Server<'a> {
                     LISTENER => self.accept(now),
                     SIGNAL => self.start_shutdown(now),
                     Token(slot) => {
-                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let hung_up = event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_write_closed();
                         if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
-                            conn.ready(readable, writable);
+                            conn.ready(event.is_readable(), writable, hung_up);
                             self.pump(slot, now);
                         }
                     }
@@ -140,7 +140,7 @@ impl<'a> Server<'a> {
             }
             self.room.handle_timeout(now);
             for slot in 0..self.conns.len() {
-                if self.conns[slot].is_some() && self.room.needs_pump(id(slot)) {
+                if self.conns[slot].is_some() && self.room.needs_pump(id(slot), now) {
                     self.pump(slot, now);
                 }
             }

@@ -240,6 +240,11 @@ impl Raw {
         rest
     }
 
+    /// The socket, for socket options.
+    pub fn stream(&self) -> &std::net::TcpStream {
+        &self.stream
+    }
+
     /// Closes the write side (a half-close).
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
