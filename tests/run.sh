@@ -26,6 +26,7 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup target list --installed | grep -q '^thumbv7m-none-eabi$' || rustup target add thumbv7m-none-eabi
 have python3 || apt_install python3
+have tmux || apt_install tmux
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -756,10 +756,7 @@ impl<'a> Room<'a> {
                 self.notice(slot, format_args!("*** line too long (over {MAX_LINE} bytes), not sent"));
                 continue;
             }
-            let mut text = Text::new();
-            clean(line, |c| {
-                let _ = text.push(c);
-            });
+            let text = cleaned(line);
             self.consume(slot, end + 1);
             self.handle_text(slot, &text, now);
         }
@@ -825,10 +822,7 @@ impl<'a> Room<'a> {
                 self.notice(slot, format_args!("*** message too long (over {MAX_LINE} bytes), not sent"));
                 continue;
             }
-            let mut text = Text::new();
-            clean(message, |c| {
-                let _ = text.push(c);
-            });
+            let text = cleaned(message);
             self.consume(slot, end + skip);
             self.handle_text(slot, &text, now);
         }
@@ -872,10 +866,7 @@ impl<'a> Room<'a> {
         let name = name.strip_suffix(b"\r").unwrap_or(name);
         client.said.clear();
         let _ = client.said.extend_from_slice(&name[..name.len().min(MAX_SAID)]);
-        let mut cleaned = Text::new();
-        clean(name, |c| {
-            let _ = cleaned.push(c);
-        });
+        let cleaned = cleaned(name);
         self.consume(slot, name_len);
         let wanted = Nick::salvage(&cleaned);
         let nick = self.unique_variant(slot, &wanted);
@@ -1298,6 +1289,18 @@ impl<'a> Room<'a> {
         }
         pos
     }
+}
+
+/// `bytes` cleaned (see [`clean()`]), cut at a character boundary to at
+/// most [`MAX_LINE`] bytes (replacement characters can make it longer than
+/// its input).
+fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
+    let mut text = String::new();
+    let mut full = false;
+    clean(bytes, |c| {
+        full = full || text.push(c).is_err();
+    });
+    text
 }
 
 /// A seed client's view of UTF-8 text: one byte per character, `?` for

@@ -648,6 +648,15 @@ fn text_is_cleaned_before_broadcast() {
     assert_eq!(sim.recv(bob), "alice: I owe you 100bob: I owe you 0\n");
 }
 
+#[test]
+fn replacement_characters_cannot_stretch_a_line_past_512_bytes() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, &[&[0xff; 400][..], b"\n"].concat());
+    let expected = format!("alice: {}\n", "\u{fffd}".repeat(170));
+    assert_eq!(sim.recv(alice), expected);
+}
+
 // ----- memory -----------------------------------------------------------------
 
 #[test]
