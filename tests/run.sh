@@ -27,6 +27,7 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 rustup target list --installed | grep -q '^thumbv7m-none-eabi$' || rustup target add thumbv7m-none-eabi
 have python3 || apt_install python3
 have tmux || apt_install tmux
+have ip || apt_install iproute2
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
@@ -41,6 +42,10 @@ if grep -rnE '^\s*(extern crate (alloc|std)|use (alloc|std)::)' core/src --inclu
     echo "core uses alloc or std outside its tests" >&2
     exit 1
 fi
+
+step "cargo build -p embedded --no-default-features --target thumbv7m-none-eabi (no_std, no alloc)"
+cargo build -p embedded --no-default-features --target thumbv7m-none-eabi
+cargo build -p embedded --no-default-features --target thumbv7m-none-eabi --features defmt
 
 step "cargo test --workspace"
 cargo test --workspace

@@ -532,6 +532,8 @@ impl<'a> Room<'a> {
             bytes = &bytes[take..];
             self.handle_input(slot, now, bytes.is_empty());
         }
+        // Bytes left over wait for a token, as they would in a socket.
+        self.clients[slot].paused = !bytes.is_empty();
         offered - bytes.len()
     }
 
@@ -631,7 +633,15 @@ impl<'a> Room<'a> {
                 State::Greeting if dialect == Dialect::Unknown && filled > 0 && graced => {
                     self.register_seed(slot, now);
                 }
-                State::Chatting if filled > 0 => self.handle_input(slot, now, dialect == Dialect::Seed),
+                State::Chatting => {
+                    if config.throttle.is_some() {
+                        // Refill, so the bucket's deadline moves on.
+                        self.has_token(slot, now);
+                    }
+                    if filled > 0 {
+                        self.handle_input(slot, now, dialect == Dialect::Seed);
+                    }
+                }
                 _ => {}
             }
         }
@@ -651,7 +661,10 @@ impl<'a> Room<'a> {
                         Some(timeout)
                     }
                 }
-                State::Chatting if config.throttle.is_some() && client.tokens == 0 => Some(client.next_token),
+                // Only a client with lines waiting for a token needs waking.
+                State::Chatting if client.tokens == 0 && (client.paused || client.filled > 0) => {
+                    Some(client.next_token)
+                }
                 State::Leaving => Some(client.deadline),
                 _ => None,
             })

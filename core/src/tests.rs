@@ -503,6 +503,21 @@ fn poll_timeout_reports_the_next_deadline() {
 }
 
 #[test]
+fn a_quiet_client_with_an_empty_bucket_sets_no_deadline() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"1\n2\n3\n4\n5\n");
+    sim.recv(alice);
+    assert_eq!(sim.room.poll_timeout(), None, "nothing is waiting for a token");
+    assert_eq!(sim.room.receive(alice, b"6\n", sim.now), 0, "no token: left in the socket");
+    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(500)));
+    sim.tick(500);
+    sim.send(alice, b"6\n");
+    assert_eq!(sim.recv(alice), "alice: 6\n");
+    assert_eq!(sim.room.poll_timeout(), None);
+}
+
+#[test]
 fn flooder_is_throttled_not_dropped() {
     let mut sim = Sim::new();
     let alice = sim.line_client("alice");

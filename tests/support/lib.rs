@@ -2,6 +2,8 @@
 //! binaries, running processes that are always killed, and reading what
 //! they print with a deadline.
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,0 +1,412 @@
+//! The server loop: a smoltcp interface, a pool of TCP sockets listening on
+//! the chat port, and a [`Room`] that decides everything said over them.
+
+use chat_core::{ClientId, Instant, Room, Status, ROOM_FULL};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::Device;
+use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
+use smoltcp::time::{Duration, Instant as NetInstant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, Ipv4Address, Ipv4Cidr};
+
+use crate::conn::TcpConn;
+use crate::fmt::{debug, info, warning};
+
+/// How long a connection the server closed may take to finish its closing
+/// handshake (the peer acknowledging our FIN and sending its own) before it
+/// is reset, so that a peer that never closes its side cannot keep a socket
+/// out of the pool.
+pub const LINGER_MS: u64 = 5_000;
+
+/// The smallest receive or send buffer a socket may have: the send buffer
+/// of a fresh connection must take [`ROOM_FULL`] whole, as it is written
+/// once and the connection closed.
+pub const MIN_BUFFER: usize = 64;
+
+/// Keep-alive probes on idle connections, and the silence after which a
+/// connection is reset: a peer that vanished without a FIN or RST (cable
+/// pulled, host powered off) frees its socket and its room slot within
+/// `TIMEOUT`, while an idle but live client answers the probes and stays.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Where the server is on the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The interface's Ethernet address; unicast.
+    pub mac: EthernetAddress,
+    /// The server's IPv4 address and the prefix length of its network.
+    pub address: Ipv4Cidr,
+    /// A router for clients outside that network, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// The chat port, not 0.
+    pub port: u16,
+    /// Seeds TCP's initial sequence numbers; should differ on every start
+    /// (it need not be secret).
+    pub random_seed: u64,
+}
+
+/// What one socket of the pool is doing.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// Not set up yet (a fresh [`Slot`]).
+    Unused,
+    /// Listening on the chat port, or in the middle of a handshake.
+    Listening,
+    /// Carrying a client of the room.
+    Client(ClientId),
+    /// Closed by us (its client left, or it was told the room is full);
+    /// waiting for the closing handshake, at most until `since` +
+    /// [`LINGER_MS`].
+    Closing { since: Instant },
+    /// Neither listening nor connected: the server is shutting down.
+    Idle,
+}
+
+/// The server's bookkeeping for one socket of the pool. Callers allocate
+/// these (one per socket, see [`Sockets`]); the server fills them.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    handle: Option<SocketHandle>,
+    role: Role,
+    /// The peer, kept for the log: a reset socket forgets it.
+    remote: Option<IpEndpoint>,
+}
+
+impl Slot {
+    /// A slot not set up yet.
+    pub const EMPTY: Slot = Slot { handle: None, role: Role::Unused, remote: None };
+}
+
+/// The memory for the server's TCP sockets, from the caller: statics on a
+/// board ([`Storage`]), `Vec`s sized from the command line on a host.
+///
+/// There are `storage.len()` sockets; `slots` has as many entries, and
+/// `rx` and `tx` are split evenly among them as their receive and send
+/// buffers. Give the pool one socket more than the room has client slots:
+/// a connection beyond capacity then still gets through the handshake and
+/// is told [`ROOM_FULL`] instead of being refused unheard.
+pub struct Sockets<'a> {
+    /// smoltcp's socket table.
+    pub storage: &'a mut [SocketStorage<'a>],
+    /// One per socket.
+    pub slots: &'a mut [Slot],
+    /// Every socket's receive buffer, back to back.
+    pub rx: &'a mut [u8],
+    /// Every socket's send buffer, back to back.
+    pub tx: &'a mut [u8],
+}
+
+/// Fixed memory for `SOCKETS` sockets with `RX`- and `TX`-byte buffers, to
+/// keep in a `static` on a board (for example in a `StaticCell`).
+pub struct Storage<'a, const SOCKETS: usize, const RX: usize, const TX: usize> {
+    storage: [SocketStorage<'a>; SOCKETS],
+    slots: [Slot; SOCKETS],
+    rx: [[u8; RX]; SOCKETS],
+    tx: [[u8; TX]; SOCKETS],
+}
+
+impl<'a, const SOCKETS: usize, const RX: usize, const TX: usize> Storage<'a, SOCKETS, RX, TX> {
+    /// Empty storage.
+    pub const fn new() -> Self {
+        Storage {
+            storage: [SocketStorage::EMPTY; SOCKETS],
+            slots: [Slot::EMPTY; SOCKETS],
+            rx: [[0; RX]; SOCKETS],
+            tx: [[0; TX]; SOCKETS],
+        }
+    }
+
+    /// The sockets' memory, for [`Server::new`].
+    pub fn sockets(&'a mut self) -> Sockets<'a> {
+        Sockets {
+            storage: &mut self.storage,
+            slots: &mut self.slots,
+            rx: self.rx.as_flattened_mut(),
+            tx: self.tx.as_flattened_mut(),
+        }
+    }
+}
+
+impl<const SOCKETS: usize, const RX: usize, const TX: usize> Default for Storage<'_, SOCKETS, RX, TX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The chat server on a smoltcp interface.
+///
+/// Drive it with [`Server::poll`] whenever the device has a frame or the
+/// time it returned has come; it never blocks, reads no clock and
+/// allocates nothing.
+pub struct Server<'a> {
+    iface: Interface,
+    sockets: SocketSet<'a>,
+    slots: &'a mut [Slot],
+    room: Room<'a>,
+    port: u16,
+    /// False once [`Server::shutdown`] was called.
+    accepting: bool,
+}
+
+impl<'a> Server<'a> {
+    /// A server with the address in `settings`, listening on its port with
+    /// every socket in `sockets`, for the clients of `room`.
+    ///
+    /// # Panics
+    ///
+    /// On configuration errors, not on anything a peer can cause: if
+    /// `device` is not an Ethernet device, if `settings` has a multicast
+    /// MAC or IP address or port 0, if there are no sockets, if `slots` is
+    /// not as long as `storage`, or if a socket's share of `rx` or `tx` is
+    /// under [`MIN_BUFFER`] bytes.
+    pub fn new<D>(device: &mut D, settings: &Settings, now: Instant, room: Room<'a>, sockets: Sockets<'a>) -> Self
+    where
+        D: Device + ?Sized,
+    {
+        let Sockets { storage, slots, rx, tx } = sockets;
+        let count = storage.len();
+        assert!(count > 0, "the server needs at least one socket");
+        assert_eq!(slots.len(), count, "one slot per socket");
+        assert!(settings.port != 0, "the chat port cannot be 0");
+        let (rx_len, tx_len) = (rx.len() / count, tx.len() / count);
+        assert!(rx_len >= MIN_BUFFER && tx_len >= MIN_BUFFER, "socket buffers need at least {} bytes", MIN_BUFFER);
+
+        let mut config = IfaceConfig::new(HardwareAddress::Ethernet(settings.mac));
+        config.random_seed = settings.random_seed;
+        let mut iface = Interface::new(config, device, net_time(now));
+        iface.update_ip_addrs(|addrs| {
+            // A fresh interface has no address yet, and room for at least one.
+            let _ = addrs.push(IpCidr::Ipv4(settings.address));
+        });
+        if let Some(gateway) = settings.gateway {
+            // A fresh routing table has room for its default route.
+            let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+        }
+
+        let mut set = SocketSet::new(storage);
+        let buffers = rx.chunks_exact_mut(rx_len).zip(tx.chunks_exact_mut(tx_len));
+        for (slot, (rx, tx)) in slots.iter_mut().zip(buffers) {
+            let mut socket = Socket::new(SocketBuffer::new(rx), SocketBuffer::new(tx));
+            // Chat lines are small and should leave at once, not wait for
+            // the previous one's acknowledgement.
+            socket.set_nagle_enabled(false);
+            socket.set_keep_alive(Some(KEEP_ALIVE));
+            socket.set_timeout(Some(TIMEOUT));
+            // Several sockets may listen on one port: a SYN goes to the
+            // first that is listening.
+            let role = match socket.listen(settings.port) {
+                Ok(()) => Role::Listening,
+                Err(_) => Role::Idle,
+            };
+            *slot = Slot { handle: Some(set.add(socket)), role, remote: None };
+        }
+
+        Server { iface, sockets: set, slots, room, port: settings.port, accepting: true }
+    }
+
+    /// The room, to see how many are in it.
+    pub fn room(&self) -> &Room<'a> {
+        &self.room
+    }
+
+    /// Does everything due by `now`: takes in the frames `device` has,
+    /// accepts new connections (telling the one too many that the room is
+    /// full), lets the room pump every client, closes and recycles sockets,
+    /// and sends what is ready.
+    ///
+    /// Returns when to call it again at the latest, if it has to be called
+    /// before the device has another frame: the earliest of smoltcp's
+    /// timers (retransmissions, delayed ACKs, keep-alives), the room's
+    /// ([`Room::poll_timeout`]) and the closing connections' linger times.
+    /// `Some(now)` means "again at once". Sleep until then or until the
+    /// device has a frame, whichever comes first.
+    pub fn poll<D>(&mut self, now: Instant, device: &mut D) -> Option<Instant>
+    where
+        D: Device + ?Sized,
+    {
+        let at = net_time(now);
+        self.iface.poll(at, device, &mut self.sockets);
+        self.room.handle_timeout(now);
+        self.service(now);
+        // Sends what the room wrote. If that (or a frame that came in
+        // meanwhile) changed a socket, its news has not been looked at: the
+        // device will not wake us for a frame already taken in.
+        if self.iface.poll(at, device, &mut self.sockets) == PollResult::SocketStateChanged {
+            return Some(now);
+        }
+        let net = self.iface.poll_at(at, &self.sockets).map(chat_time);
+        // Only lingers still to run out: one that has is already reset, and
+        // a past deadline would make the caller spin.
+        let linger = self
+            .slots
+            .iter()
+            .filter_map(|slot| match slot.role {
+                Role::Closing { since } => Some(since + LINGER_MS).filter(|&end| end > now),
+                _ => None,
+            })
+            .min();
+        // The room has just handled everything due by `now` and pumped every
+        // client, so a deadline of its that is still not in the future has
+        // nothing left to act on: a client that spent its flood-control
+        // burst and went quiet keeps its refill time, long past, until it
+        // sends again. Waking for it would spin; the refill happens when its
+        // next bytes arrive, which wakes the loop anyway.
+        let room = self.room.poll_timeout().filter(|&deadline| deadline > now);
+        [net, room, linger].into_iter().flatten().min()
+    }
+
+    /// Starts a shutdown: no new connections, and every client is told and
+    /// leaves ([`Room::shutdown`]). Keep polling until the room
+    /// [is empty](Room::is_empty) or its drain timeout has passed.
+    pub fn shutdown(&mut self, now: Instant) {
+        info!("shutting down");
+        self.accepting = false;
+        self.room.shutdown(now);
+        for slot in self.slots.iter_mut() {
+            let Some(handle) = slot.handle else { continue };
+            if let Role::Listening = slot.role {
+                let socket = self.sockets.get_mut::<Socket>(handle);
+                // A connection still in its handshake is reset; a listening
+                // socket just stops.
+                socket.abort();
+                slot.role = Role::Idle;
+            }
+        }
+    }
+
+    /// Accepts, pumps, closes and recycles, socket by socket.
+    fn service(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            self.service_one(index, now);
+        }
+        // A line read from one client is pending for every other, and those
+        // pumped before it in the pass above have not sent it yet.
+        for index in 0..self.slots.len() {
+            if let Role::Client(id) = self.slots[index].role {
+                if self.room.needs_pump(id, now) {
+                    self.pump(index, id, now);
+                }
+            }
+        }
+    }
+
+    fn service_one(&mut self, index: usize, now: Instant) {
+        let Some(handle) = self.slots[index].handle else { return };
+        let socket = self.sockets.get_mut::<Socket>(handle);
+        match self.slots[index].role {
+            Role::Unused | Role::Idle => {}
+            Role::Listening => match socket.state() {
+                // The handshake failed (timed out or reset): listen again.
+                State::Closed | State::TimeWait => self.recycle(index),
+                _ if socket.may_send() => self.accept(index, now),
+                // Listening, or in the handshake.
+                _ => {}
+            },
+            Role::Client(id) => self.pump(index, id, now),
+            Role::Closing { since } => match socket.state() {
+                // The peer has closed too. TIME-WAIT (10 s in smoltcp) would
+                // keep the socket out of the pool: on a chat port with a
+                // handful of sockets, 200 quick reconnections would run out
+                // of them. It guards against stray segments of this
+                // connection being taken for a new one's; a listening socket
+                // ignores segments that are not a SYN, and the interface
+                // answers them with a reset, which is what a peer still in
+                // LAST-ACK needs to hear anyway.
+                State::TimeWait => self.recycle(index),
+                // Fully closed, or reset by the peer. A socket we aborted
+                // still has its RST to send; it forgets its peer once sent.
+                State::Closed if socket.remote_endpoint().is_none() => self.recycle(index),
+                State::Closed => {}
+                _ if now >= since + LINGER_MS => {
+                    debug!("socket {} lingered too long, reset", index);
+                    socket.abort();
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// A connection on a listening socket completed its handshake.
+    fn accept(&mut self, index: usize, now: Instant) {
+        let slot = &mut self.slots[index];
+        let Some(handle) = slot.handle else { return };
+        let socket = self.sockets.get_mut::<Socket>(handle);
+        slot.remote = socket.remote_endpoint();
+        if let Some(remote) = slot.remote {
+            info!("Connected with {}", remote);
+        }
+        match self.room.accept(now) {
+            Ok(id) => {
+                slot.role = Role::Client(id);
+                // Sends `NICK` now rather than on the next wake-up.
+                self.pump(index, id, now);
+            }
+            Err(_) => {
+                match slot.remote {
+                    Some(remote) => info!("{}: the room is full, closing", remote),
+                    None => info!("socket {}: the room is full, closing", index),
+                }
+                // The send buffer of a fresh connection is empty and at
+                // least MIN_BUFFER bytes: the notice fits whole.
+                if socket.send_slice(ROOM_FULL) != Ok(ROOM_FULL.len()) {
+                    warning!("socket {}: the room-full notice did not fit", index);
+                }
+                socket.close();
+                slot.role = Role::Closing { since: now };
+            }
+        }
+    }
+
+    /// Lets the room move bytes over a client's socket; closes it if the
+    /// room is done with it.
+    fn pump(&mut self, index: usize, id: ClientId, now: Instant) {
+        let slot = &mut self.slots[index];
+        let Some(handle) = slot.handle else { return };
+        let socket = self.sockets.get_mut::<Socket>(handle);
+        if let Status::Closed(reason) = self.room.pump(id, &mut TcpConn::new(socket), now) {
+            match slot.remote {
+                Some(remote) => info!("{} closed: {}", remote, reason),
+                None => info!("socket {} closed: {}", index, reason),
+            }
+            // Sends what the room wrote last (`left!`, a notice), then a FIN.
+            socket.close();
+            slot.role = Role::Closing { since: now };
+        }
+    }
+
+    /// Puts a socket whose connection is over back to listening.
+    fn recycle(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        let Some(handle) = slot.handle else { return };
+        slot.remote = None;
+        if !self.accepting {
+            slot.role = Role::Idle;
+            return;
+        }
+        let socket = self.sockets.get_mut::<Socket>(handle);
+        // `listen` resets a socket that is closed or in TIME-WAIT.
+        slot.role = match socket.listen(self.port) {
+            Ok(()) => {
+                debug!("socket {} listening again", index);
+                Role::Listening
+            }
+            Err(_) => {
+                warning!("socket {} cannot listen again", index);
+                Role::Idle
+            }
+        };
+    }
+}
+
+/// The room's time as smoltcp's: both are milliseconds from the caller's
+/// origin.
+fn net_time(now: Instant) -> NetInstant {
+    NetInstant::from_millis(i64::try_from(now.millis()).unwrap_or(i64::MAX))
+}
+
+/// smoltcp's time as the room's, rounded up: waking before a timer is due
+/// would find nothing to do and sleep 0 ms until it is.
+fn chat_time(at: NetInstant) -> Instant {
+    let micros = u64::try_from(at.total_micros()).unwrap_or(0);
+    Instant::from_millis(micros.div_ceil(1000))
+}

@@ -1,0 +1,172 @@
+//! Network namespaces with a TAP device, for the end-to-end tests of
+//! `tap-server` (smoltcp over TAP).
+//!
+//! Every test makes its own namespace, puts a TAP device in it with the
+//! host side's address ([`HOST_ADDRESS`]), and runs the server and the
+//! clients inside it (`ip netns exec`), so no frame leaves the namespace and
+//! nothing is created in the machine's own. Dropping the [`Netns`] kills
+//! every process still in the namespace, by PID, and deletes it (with its
+//! device), also when the test fails.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::in_ci;
+
+/// The TAP device's name inside each namespace.
+pub const TAP: &str = "tap0";
+/// The server's address: smoltcp's end of the TAP link.
+pub const SERVER_IP: &str = "192.168.69.1";
+/// The server's address with its prefix, as `tap-server --address` takes it.
+pub const SERVER_ADDRESS: &str = "192.168.69.1/24";
+/// The kernel's end of the TAP link, where the clients connect from.
+pub const HOST_ADDRESS: &str = "192.168.69.100/24";
+
+/// Why namespaces with TAP devices cannot be made here, if they cannot:
+/// they need root, `ip` (iproute2) and `/dev/net/tun`.
+pub fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if uid.as_deref() != Some("0") {
+        return Some(format!(
+            "not root (uid {}): network namespaces and TAP devices need root",
+            uid.unwrap_or_default()
+        ));
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("no `ip` command (apt-get install iproute2)".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("no /dev/net/tun: this kernel or container has no TUN/TAP".into());
+    }
+    if Command::new("python3").arg("--version").output().is_err() {
+        return Some("no python3 (the clients are Python)".into());
+    }
+    None
+}
+
+/// Whether the TAP tests can run: under `CI=true` they must, so a missing
+/// prerequisite fails the test; elsewhere the test is skipped, saying why.
+pub fn available(test: &str) -> bool {
+    match unavailable() {
+        None => true,
+        Some(why) if in_ci() => panic!("{test}: CI=true and TAP tests cannot run: {why}"),
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+    }
+}
+
+/// A network namespace of this test's, with [`TAP`] in it at
+/// [`HOST_ADDRESS`], and `lo` up. Deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// A namespace for `test`, or `None` (said on stderr) to skip it where
+    /// namespaces cannot be made. Under `CI=true` it panics instead.
+    pub fn for_test(test: &str) -> Option<Netns> {
+        if !available(test) {
+            return None;
+        }
+        match Netns::new() {
+            Ok(netns) => Some(netns),
+            Err(why) if in_ci() => panic!("{test}: CI=true and no network namespace with a TAP device: {why}"),
+            Err(why) => {
+                eprintln!("{test}: skipped: no network namespace with a TAP device: {why}");
+                None
+            }
+        }
+    }
+
+    /// Makes a namespace and its TAP device, or says why it cannot.
+    pub fn new() -> Result<Netns, String> {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("chat-tap-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        // From here on, dropping `netns` removes whatever was made.
+        let netns = Netns { name };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        netns.ip(&["tuntap", "add", "name", TAP, "mode", "tap"])?;
+        netns.ip(&["addr", "add", HOST_ADDRESS, "dev", TAP])?;
+        netns.ip(&["link", "set", TAP, "up"])?;
+        Ok(netns)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside the namespace. `ip netns exec`
+    /// execs it, so the spawned child's PID is the program's own.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// Runs `ip ARGS` inside the namespace.
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        run(self.command("ip").args(args))
+    }
+
+    /// The PIDs of the processes in the namespace.
+    fn pids(&self) -> Vec<String> {
+        Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// What `ip` and `ss` say about the namespace, for a failure message.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for args in [&["addr"][..], &["neigh"][..]] {
+            if let Ok(o) = self.command("ip").args(args).output() {
+                let _ = write!(text, "ip {}:\n{}", args.join(" "), String::from_utf8_lossy(&o.stdout));
+            }
+        }
+        if let Ok(o) = self.command("ss").arg("-tan").output() {
+            let _ = write!(text, "ss -tan:\n{}", String::from_utf8_lossy(&o.stdout));
+        }
+        text
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill by PID whatever still runs in the namespace (the server, the
+        // clients, anything they started), and wait until it is gone: a
+        // namespace outlives its name while a process is in it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            let _ = Command::new("kill").arg("-KILL").args(&pids).output();
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.command("ip").args(["link", "del", TAP]).output();
+        if let Err(e) = run(Command::new("ip").args(["netns", "del", &self.name])) {
+            eprintln!("cannot delete network namespace {}: {e}", self.name);
+        }
+    }
+}
+
+/// Runs a command to completion; its stderr is the error.
+fn run(command: &mut Command) -> Result<(), String> {
+    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}

@@ -1,0 +1,439 @@
+//! End-to-end tests of `tap-server`: the chat room on smoltcp, over a TAP
+//! device, with the tutorial's Python client and raw line clients.
+//!
+//! Each test makes its own network namespace (see `tests/support/netns.rs`)
+//! and runs the server and every client inside it: the traffic never leaves
+//! the namespace. They need root, `ip` and `/dev/net/tun`; under `CI=true`
+//! a missing one fails them, elsewhere they are skipped, saying why.
+//!
+//! Every step waits for what it expects before the next one, and whole
+//! transcripts are compared at every step: TCP may coalesce or split
+//! writes, but never across a step the test waited for.
+
+use std::path::PathBuf;
+use std::sync::Once;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::netns::{Netns, SERVER_ADDRESS, SERVER_IP, TAP};
+use tests::{bin, build, root, Output, Proc};
+
+const PORT: &str = "55555";
+
+/// What a client beyond capacity gets, and nothing else.
+const ROOM_FULL: &str = "*** the room is full, try again later\n";
+
+/// A line client, as `nc` would be: stdin lines go to the server as they
+/// come, whatever the server sends goes to stdout as it comes. It exits 0
+/// when the server closes the connection; stdin's end half-closes it.
+const LINE_CLIENT: &str = r#"
+import os, socket, sys, threading
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.settimeout(None)
+def receive():
+    while True:
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+threading.Thread(target=receive, daemon=True).start()
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    s.sendall(line)
+s.shutdown(socket.SHUT_WR)
+threading.Event().wait()
+"#;
+
+/// A line client that registers as argv[3], prints `registered`, and then
+/// never reads again: what the room sends it stays unread in its socket,
+/// so when it is killed its kernel resets the connection instead of
+/// closing it.
+const DEAF_CLIENT: &str = r#"
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+got = b""
+def until(text):
+    global got
+    while text not in got:
+        data = s.recv(4096)
+        if not data:
+            sys.exit("closed early after %r" % got)
+        got += data
+until(b"NICK")
+s.sendall(sys.argv[3].encode() + b"\n")
+until(b"Connected to server!\n")
+print("registered", flush=True)
+time.sleep(3600)
+"#;
+
+/// argv[3] rounds of: connect, register as `rN`, say a line, `/quit`, and
+/// read to the server's close; each round's bytes must be exactly the
+/// protocol's. Prints `ok N` when all passed, else the first failure.
+const ROUNDS_CLIENT: &str = r#"
+import socket, sys
+host, port, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(rounds):
+    nick = "r%d" % i
+    expected = ("NICK%s joined!\nConnected to server!\n%s: round %d\n%s left!\n" % (nick, nick, i, nick)).encode()
+    got = b""
+    try:
+        s = socket.create_connection((host, port), timeout=5)
+        def until(text):
+            global got
+            while text not in got:
+                data = s.recv(4096)
+                if not data:
+                    raise EOFError("closed by the server")
+                got += data
+        until(b"NICK")
+        s.sendall(nick.encode() + b"\n")
+        until(b"Connected to server!\n")
+        s.sendall(b"round %d\n" % i)
+        until(b"%s: round %d\n" % (nick.encode(), i))
+        s.sendall(b"/quit\n")
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+            got += data
+        s.close()
+    except Exception as e:
+        print("round %d failed: %r; got %r" % (i, e, got), flush=True)
+        sys.exit(1)
+    if got != expected:
+        print("round %d: got %r, expected %r" % (i, got, expected), flush=True)
+        sys.exit(1)
+print("ok %d" % rounds, flush=True)
+"#;
+
+/// `tap-server`, built once per test run.
+fn tap_server() -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| build(&["-p", "embedded", "--bin", "tap-server"]));
+    bin("embedded", "tap-server")
+}
+
+/// A namespace with `tap-server` listening in it. The server is dropped
+/// (killed) before the namespace is deleted.
+struct Setup {
+    server: Proc,
+    ns: Netns,
+}
+
+impl Setup {
+    /// Starts `tap-server ARGS` in a new namespace and waits until it
+    /// listens; `None` if the test is to be skipped.
+    fn start(test: &str, args: &[&str]) -> Option<Setup> {
+        let ns = Netns::for_test(test)?;
+        let mut command = ns.command(tap_server());
+        command.args(["--tap", TAP, "--address", SERVER_ADDRESS, "--port", PORT]).args(args);
+        let server = Proc::spawn(&mut command);
+        server.stdout.wait_for(&format!("listening on {SERVER_IP}:{PORT}\n"));
+        Some(Setup { server, ns })
+    }
+
+    /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
+    fn seed_client(&self, nick: &str) -> Proc {
+        let script = root().join("tests/seed/client.py");
+        let mut proc = Proc::spawn(self.ns.command("python3").arg(script).args([SERVER_IP, PORT]));
+        proc.type_in(&format!("{nick}\n"));
+        proc
+    }
+
+    /// A raw line client ([`LINE_CLIENT`]).
+    fn line_client(&self) -> Proc {
+        Proc::spawn(self.ns.command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
+    }
+
+    /// A line client registered as `nick`, with its transcript so far.
+    fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
+        let mut proc = self.line_client();
+        let mut seen = Transcript::new(nick, &proc.stdout);
+        seen.see("NICK");
+        proc.type_in(&format!("{nick}\n"));
+        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        (proc, seen)
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        self.server.stderr.text()
+    }
+}
+
+/// What a client must have printed, compared whole after every step.
+struct Transcript {
+    who: String,
+    out: Output,
+    expected: String,
+}
+
+impl Transcript {
+    fn new(who: &str, out: &Output) -> Transcript {
+        Transcript { who: who.to_string(), out: out.clone(), expected: String::new() }
+    }
+
+    /// Waits until `text` comes next, then checks the whole transcript.
+    fn see(&mut self, text: &str) {
+        self.expected.push_str(text);
+        let count = self.expected.matches(text).count();
+        let got = self.out.wait_for_n(text, count);
+        assert_eq!(got, self.expected, "{}'s transcript", self.who);
+    }
+
+    /// Checks that nothing more came.
+    fn done(&self) {
+        assert_eq!(self.out.text(), self.expected, "{}'s transcript at the end", self.who);
+    }
+}
+
+#[test]
+fn seed_and_line_clients_chat_through_smoltcp() {
+    let Some(setup) = Setup::start("chat", &[]) else { return };
+    let started = Instant::now();
+
+    let mut alice = setup.seed_client("alice");
+    let mut a = Transcript::new("alice", &alice.stdout);
+    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
+
+    let mut bob = setup.seed_client("bob");
+    let mut b = Transcript::new("bob", &bob.stdout);
+    b.see("Choose your nickname: bob joined!\nConnected to server!\n");
+    a.see("bob joined!\n");
+
+    let (mut carol, mut c) = setup.joined_line_client("carol");
+    a.see("carol joined!\n");
+    b.see("carol joined!\n");
+
+    // The seed client sends `alice: hello…`; everyone, alice included, sees
+    // the server's attribution of it.
+    alice.type_in("hello from alice\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("alice: hello from alice\n");
+    }
+    carol.type_in("hi, I am carol\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("carol: hi, I am carol\n");
+    }
+    bob.type_in("bye\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("bob: bye\n");
+    }
+
+    // The tutorial's client closes its socket when its stdin ends.
+    bob.close_stdin();
+    assert!(bob.wait().success(), "bob's client failed");
+    a.see("bob left!\n");
+    c.see("bob left!\n");
+    b.done();
+
+    // `/quit`: carol sees her own `left!`, then the server closes.
+    carol.type_in("/quit\n");
+    c.see("carol left!\n");
+    assert!(carol.wait().success(), "carol's connection was not closed by the server");
+    a.see("carol left!\n");
+    c.done();
+
+    alice.close_stdin();
+    assert!(alice.wait().success(), "alice's client failed");
+    a.done();
+
+    let log = setup.log();
+    for line in ["Connected with 192.168.69.100:", "Nickname is alice", "Nickname is bob", "Nickname is carol"] {
+        assert!(log.contains(line), "the server's log lacks {line:?}:\n{log}");
+    }
+    eprintln!("chat: {:?}", started.elapsed());
+}
+
+#[test]
+fn one_client_beyond_capacity_is_told_the_room_is_full() {
+    let Some(setup) = Setup::start("capacity", &["--clients", "3"]) else { return };
+    let started = Instant::now();
+
+    let mut clients: Vec<(Proc, Transcript)> = Vec::new();
+    for nick in ["c1", "c2", "c3"] {
+        let joined = setup.joined_line_client(nick);
+        for (_, seen) in &mut clients {
+            seen.see(&format!("{nick} joined!\n"));
+        }
+        clients.push(joined);
+    }
+
+    // The fourth connection gets through (the spare socket), is told, and
+    // is closed: its client exits on the server's close.
+    let mut extra = setup.line_client();
+    extra.stdout.wait_for(ROOM_FULL);
+    assert!(extra.wait().success(), "the extra client's connection was not closed");
+    assert_eq!(extra.stdout.text(), ROOM_FULL, "what the extra client got");
+
+    // The others are undisturbed.
+    clients[0].0.type_in("still here\n");
+    for (_, seen) in &mut clients {
+        seen.see("c1: still here\n");
+    }
+
+    // A slot freed is a slot taken: c3 leaves, c4 gets in (its socket is
+    // the spare, or c3's recycled).
+    clients[2].0.type_in("/quit\n");
+    for (_, seen) in &mut clients {
+        seen.see("c3 left!\n");
+    }
+    assert!(clients[2].0.wait().success(), "c3's connection was not closed");
+    clients.pop();
+    let joined = setup.joined_line_client("c4");
+    for (_, seen) in &mut clients {
+        seen.see("c4 joined!\n");
+    }
+    clients.push(joined);
+    clients[1].0.type_in("welcome c4\n");
+    for (_, seen) in &mut clients {
+        seen.see("c2: welcome c4\n");
+    }
+    for (_, seen) in &clients {
+        seen.done();
+    }
+    let log = setup.log();
+    assert!(log.contains("the room is full"), "the server's log does not mention the refusal:\n{log}");
+    eprintln!("capacity: {:?}", started.elapsed());
+}
+
+#[test]
+fn a_killed_client_leaves_the_room() {
+    let Some(setup) = Setup::start("vanish", &[]) else { return };
+    let started = Instant::now();
+
+    let mut alice = setup.seed_client("alice");
+    let mut a = Transcript::new("alice", &alice.stdout);
+    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
+
+    let (mut kate, _) = setup.joined_line_client("kate");
+    a.see("kate joined!\n");
+    let mut rita = Proc::spawn(setup.ns.command("python3").args(["-c", DEAF_CLIENT, SERVER_IP, PORT, "rita"]));
+    rita.stdout.wait_for("registered\n");
+    a.see("rita joined!\n");
+
+    // kate read everything: her kernel closes the connection with a FIN.
+    let killed = Instant::now();
+    kate.child.kill().expect("kill kate's client");
+    let _ = kate.child.wait();
+    a.see("kate left!\n");
+    let kate_gone = killed.elapsed();
+
+    // rita has a line unread: her kernel resets the connection.
+    alice.type_in("anyone there?\n");
+    a.see("alice: anyone there?\n");
+    thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    rita.child.kill().expect("kill rita's client");
+    let _ = rita.child.wait();
+    a.see("rita left!\n");
+    let rita_gone = killed.elapsed();
+
+    alice.close_stdin();
+    assert!(alice.wait().success(), "alice's client failed");
+    a.done();
+    // Both ways a connection ends were taken: kate's FIN (end of file),
+    // rita's RST (a failed send once the read found the peer gone).
+    let log = setup.log();
+    assert!(log.contains("closed: closed by the peer"), "no FIN in the server's log:\n{log}");
+    assert!(log.contains("closed: I/O error: ConnectionReset"), "no RST in the server's log:\n{log}");
+    // Both were noticed at once, not by a keep-alive timeout.
+    assert!(kate_gone < Duration::from_secs(3), "kate's departure took {kate_gone:?}");
+    assert!(rita_gone < Duration::from_secs(3), "rita's departure took {rita_gone:?}");
+    eprintln!("vanish: {:?} (FIN noticed in {kate_gone:?}, RST in {rita_gone:?})", started.elapsed());
+}
+
+#[test]
+fn two_hundred_sequential_sessions_recycle_the_sockets() {
+    // Two clients, three sockets: without recycling, the fourth round
+    // would find no socket listening.
+    let Some(setup) = Setup::start("rounds", &["--clients", "2"]) else { return };
+    let started = Instant::now();
+    let mut rounds = Proc::spawn(setup.ns.command("python3").args(["-c", ROUNDS_CLIENT, SERVER_IP, PORT, "200"]));
+    let status = rounds.wait_for_exit(Duration::from_secs(120));
+    let out = rounds.stdout.text();
+    assert!(
+        status.is_some_and(|s| s.success()) && out == "ok 200\n",
+        "rounds: {status:?}: {out}{}\nserver log tail:\n{}\n{}",
+        rounds.stderr.text(),
+        tail(&setup.log(), 20),
+        setup.ns.describe()
+    );
+    eprintln!("rounds: 200 sessions in {:?}", started.elapsed());
+}
+
+#[test]
+fn sigint_tells_everyone_and_exits_zero() {
+    let Some(mut setup) = Setup::start("shutdown", &[]) else { return };
+    let (mut dave, mut d) = setup.joined_line_client("dave");
+    let (mut erin, mut e) = setup.joined_line_client("erin");
+    d.see("erin joined!\n");
+
+    setup.server.signal(2);
+    for (proc, seen) in [(&mut dave, &mut d), (&mut erin, &mut e)] {
+        seen.see("*** the server is shutting down\n");
+        assert!(proc.wait().success(), "{}'s connection was not closed", seen.who);
+        seen.done();
+    }
+    let status = setup.server.wait();
+    assert!(status.success(), "tap-server exited with {status}:\n{}", setup.log());
+}
+
+#[test]
+fn an_idle_server_sleeps_even_after_flood_control() {
+    let Some(setup) = Setup::start("idle", &[]) else { return };
+    let (mut flo, mut f) = setup.joined_line_client("flo");
+    // Seven lines at once: a burst of five goes out at once, the other two
+    // as flood control's tokens come back (one per 500 ms).
+    flo.type_in("1\n2\n3\n4\n5\n6\n7\n");
+    f.see("flo: 1\nflo: 2\nflo: 3\nflo: 4\nflo: 5\n");
+    f.see("flo: 6\n");
+    f.see("flo: 7\n");
+    // Now nothing happens: the server must sleep, not poll.
+    let pid = setup.server.child.id();
+    let before = cpu_ticks(pid);
+    thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    assert!(used <= 10, "an idle tap-server used {used} CPU ticks in 1 s");
+    f.done();
+}
+
+/// User and system CPU time a process has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name (in parentheses): state is the 3rd
+    // field, utime and stime the 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Waiting for a process with a deadline of the test's choosing.
+trait WaitForExit {
+    fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus>;
+}
+
+impl WaitForExit for Proc {
+    fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
