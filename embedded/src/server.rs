@@ -245,12 +245,8 @@ impl<'a> Server<'a> {
                 _ => None,
             })
             .min();
-        // The room has just handled everything due by `now` and pumped every
-        // client, so a deadline of its that is still not in the future has
-        // nothing left to act on: a client that spent its flood-control
-        // burst and went quiet keeps its refill time, long past, until it
-        // sends again. Waking for it would spin; the refill happens when its
-        // next bytes arrive, which wakes the loop anyway.
+        // The room has just handled everything due by `now`: a deadline of
+        // its that is not in the future would only make the caller spin.
         let room = self.room.poll_timeout().filter(|&deadline| deadline > now);
         [net, room, linger].into_iter().flatten().min()
     }
