@@ -41,9 +41,10 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Text a process printed, collected by a thread as it arrives.
+/// Text a process printed, collected by a thread as it arrives, and whether
+/// its end has been read.
 #[derive(Clone, Default)]
-pub struct Output(Arc<(Mutex<Vec<u8>>, Condvar)>);
+pub struct Output(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
 
 impl Output {
     /// Collects everything `source` produces until it ends.
@@ -52,21 +53,36 @@ impl Output {
         let sink = output.clone();
         thread::spawn(move || {
             let mut buf = [0; 4096];
+            let (lock, ready) = &*sink.0;
             while let Ok(n) = source.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                let (lock, ready) = &*sink.0;
-                lock.lock().expect("output lock").extend_from_slice(&buf[..n]);
+                lock.lock().expect("output lock").0.extend_from_slice(&buf[..n]);
                 ready.notify_all();
             }
+            lock.lock().expect("output lock").1 = true;
+            ready.notify_all();
         });
         output
     }
 
     /// Everything so far.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0 .0.lock().expect("output lock")).into_owned()
+        String::from_utf8_lossy(&self.0 .0.lock().expect("output lock").0).into_owned()
+    }
+
+    /// Waits until the end of the output has been read (the process closed
+    /// it, usually by exiting), at most [`WAIT`].
+    pub fn wait_end(&self) {
+        let (lock, ready) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut state = lock.lock().expect("output lock");
+        while !state.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "output never ended");
+            state = ready.wait_timeout(state, left).expect("output lock").0;
+        }
     }
 
     /// Waits until the output contains `needle` `count` times; panics with
@@ -76,7 +92,7 @@ impl Output {
         let deadline = Instant::now() + WAIT;
         let mut bytes = lock.lock().expect("output lock");
         loop {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let text = String::from_utf8_lossy(&bytes.0).into_owned();
             if text.matches(needle).count() >= count {
                 return text;
             }
@@ -140,6 +156,9 @@ impl Proc {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // What it printed last may still be on its way to us.
+                self.stdout.wait_end();
+                self.stderr.wait_end();
                 return status;
             }
             assert!(
