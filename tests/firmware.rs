@@ -1,0 +1,464 @@
+//! End-to-end test of the LM3S6965 firmware (`embedded/lm3s6965`): the chat
+//! server booted on QEMU's `lm3s6965evb`, its Ethernet on a TAP device, with
+//! the tutorial's Python client and raw line clients; then its footprint,
+//! from the ELF and from the stack it used over the session.
+//!
+//! The test makes its own network namespace (see `tests/support/netns.rs`)
+//! and runs QEMU and every client inside it: the traffic never leaves the
+//! namespace. It needs root, `ip`, `/dev/net/tun`, python3,
+//! `qemu-system-arm` and `defmt-print` (tests/run.sh installs them); under
+//! `CI=true` a missing one fails it, elsewhere it is skipped, saying why.
+//!
+//! Every step waits for what it expects before the next one, and whole
+//! transcripts are compared at every step, as in `tests/tap.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::netns::{self, Netns, SERVER_IP, TAP};
+use tests::{build, in_ci, root, Output, Proc, WAIT};
+
+const PORT: &str = "55555";
+
+/// The firmware's package, binary, target and profile.
+const PACKAGE: &str = "lm3s6965";
+const BINARY: &str = "chat-firmware";
+const TARGET: &str = "thumbv7m-none-eabi";
+const PROFILE: &str = "firmware";
+
+/// The board's MAC address: QEMU puts it in the chip's USER0/USER1
+/// registers, where the firmware reads it.
+const MAC: &str = "52:54:00:65:69:01";
+
+/// What a client beyond capacity gets, and nothing else.
+const ROOM_FULL: &str = "*** the room is full, try again later\n";
+
+/// The room's size in the firmware (`CLIENTS` in its firmware.rs).
+const CLIENTS: usize = 8;
+
+/// The footprint the firmware must stay within, with 8 clients: of the
+/// chip's 256 KiB of flash and 64 KiB of RAM.
+const FLASH_BUDGET: u64 = 64 * 1024;
+const RAM_BUDGET: u64 = 48 * 1024;
+
+/// A line client, as `nc` would be (the same as tests/tap.rs's): stdin
+/// lines go to the server as they come, whatever the server sends goes to
+/// stdout as it comes. It exits 0 when the server closes the connection;
+/// stdin's end half-closes it.
+const LINE_CLIENT: &str = r#"
+import os, socket, sys, threading
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.settimeout(None)
+def receive():
+    while True:
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+threading.Thread(target=receive, daemon=True).start()
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    s.sendall(line)
+s.shutdown(socket.SHUT_WR)
+threading.Event().wait()
+"#;
+
+/// Why QEMU and defmt-print cannot be run here, if they cannot.
+fn tools_missing() -> Option<String> {
+    for (tool, install) in
+        [("qemu-system-arm", "apt-get install qemu-system-arm"), ("defmt-print", "cargo install defmt-print --locked")]
+    {
+        if Command::new(tool).arg("--version").output().is_err() {
+            return Some(format!("no {tool} ({install})"));
+        }
+    }
+    None
+}
+
+/// Whether the test can run: under `CI=true` it must, so a missing
+/// prerequisite fails it; elsewhere it is skipped, saying why.
+fn available(test: &str) -> bool {
+    match tools_missing() {
+        Some(why) if in_ci() => panic!("{test}: CI=true and the firmware cannot be run: {why}"),
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+        None => netns::available(test),
+    }
+}
+
+/// Builds the firmware (as `cargo build -p lm3s6965 --target
+/// thumbv7m-none-eabi --profile firmware`) and returns its ELF.
+fn firmware() -> PathBuf {
+    build(&["-p", PACKAGE, "--target", TARGET, "--profile", PROFILE]);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join(TARGET).join(PROFILE).join(BINARY)
+}
+
+/// The firmware running in QEMU in a namespace of its own, its defmt log
+/// decoded. Dropping it stops QEMU (by its PID) and defmt-print, then
+/// deletes the namespace.
+struct Board {
+    qemu: Child,
+    print: Child,
+    /// The firmware's log, as defmt-print decodes it.
+    log: Output,
+    qemu_stderr: Output,
+    print_stderr: Output,
+    ns: Netns,
+}
+
+impl Board {
+    /// Boots `elf` in a new namespace, its NIC on the namespace's TAP
+    /// device, and waits until the firmware says it listens; `None` if the
+    /// test is to be skipped.
+    fn boot(test: &str, elf: &Path) -> Option<Board> {
+        let ns = Netns::for_test(test)?;
+        // `ip netns exec` execs QEMU: the child's PID is QEMU's own.
+        let mut qemu = ns
+            .command("qemu-system-arm")
+            .args(["-cpu", "cortex-m3", "-machine", "lm3s6965evb"])
+            .args(["-display", "none", "-serial", "none", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-nic")
+            .arg(format!("tap,ifname={TAP},script=no,downscript=no,model=stellaris,mac={MAC}"))
+            .arg("-kernel")
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start qemu-system-arm: {e}"));
+        let defmt = qemu.stdout.take().expect("piped stdout");
+        let qemu_stderr = Output::collect(qemu.stderr.take().expect("piped stderr"));
+        // Decodes QEMU's stdout (semihosting: the defmt frames) until it ends.
+        let print = Command::new("defmt-print")
+            .arg("-e")
+            .arg(elf)
+            .stdin(Stdio::from(defmt))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut print = match print {
+            Ok(print) => print,
+            Err(e) => {
+                let _ = qemu.kill();
+                let _ = qemu.wait();
+                panic!("cannot start defmt-print: {e}");
+            }
+        };
+        let log = Output::collect(print.stdout.take().expect("piped stdout"));
+        let print_stderr = Output::collect(print.stderr.take().expect("piped stderr"));
+        let mut board = Board { qemu, print, log, qemu_stderr, print_stderr, ns };
+        board.wait_for_log(&format!("listening on {SERVER_IP}:{PORT}"));
+        Some(board)
+    }
+
+    /// Waits until the firmware's log has `needle`; fails at once if QEMU
+    /// exits, and after [`WAIT`].
+    fn wait_for_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log.text().contains(needle) {
+            let exited = self.qemu.try_wait().expect("try_wait on QEMU");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "no {needle:?} from the firmware ({}):\n{}",
+                exited.map_or_else(|| "timed out".to_string(), |status| format!("QEMU exited: {status}")),
+                self.describe()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The firmware's log, QEMU's and defmt-print's stderr, for a failure.
+    fn describe(&self) -> String {
+        format!(
+            "firmware log:\n{}\nQEMU's stderr:\n{}\ndefmt-print's stderr:\n{}",
+            self.log.text(),
+            self.qemu_stderr.text(),
+            self.print_stderr.text()
+        )
+    }
+
+    /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
+    fn seed_client(&self, nick: &str) -> Proc {
+        let script = root().join("tests/seed/client.py");
+        let mut proc = Proc::spawn(self.ns.command("python3").arg(script).args([SERVER_IP, PORT]));
+        proc.type_in(&format!("{nick}\n"));
+        proc
+    }
+
+    /// A raw line client ([`LINE_CLIENT`]).
+    fn line_client(&self) -> Proc {
+        Proc::spawn(self.ns.command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
+    }
+
+    /// A line client registered as `nick`, with its transcript so far.
+    fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
+        let mut proc = self.line_client();
+        let mut seen = Transcript::new(nick, &proc.stdout);
+        seen.see("NICK");
+        proc.type_in(&format!("{nick}\n"));
+        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        (proc, seen)
+    }
+
+    /// The highest stack peak the firmware logged (`stack peak N B`).
+    fn stack_peak(&self) -> Option<u64> {
+        let log = self.log.text();
+        log.match_indices("stack peak ")
+            .filter_map(|(at, found)| {
+                let rest = &log[at + found.len()..];
+                rest.split_once(" B").and_then(|(number, _)| number.parse().ok())
+            })
+            .max()
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // QEMU by its PID; defmt-print then reads the end of its input and
+        // exits by itself, or is killed (by PID) if it does not. The
+        // namespace goes after this (a field, dropped last).
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(self.print.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.print.kill();
+        let _ = self.print.wait();
+    }
+}
+
+/// What a client must have printed, compared whole after every step.
+struct Transcript {
+    who: String,
+    out: Output,
+    expected: String,
+}
+
+impl Transcript {
+    fn new(who: &str, out: &Output) -> Transcript {
+        Transcript { who: who.to_string(), out: out.clone(), expected: String::new() }
+    }
+
+    /// Waits until `text` comes next, then checks the whole transcript.
+    fn see(&mut self, text: &str) {
+        self.expected.push_str(text);
+        let count = self.expected.matches(text).count();
+        let got = self.out.wait_for_n(text, count);
+        assert_eq!(got, self.expected, "{}'s transcript", self.who);
+    }
+
+    /// Checks that nothing more came.
+    fn done(&self) {
+        assert_eq!(self.out.text(), self.expected, "{}'s transcript at the end", self.who);
+    }
+}
+
+/// An allocated section of the ELF: its name, address and size.
+struct Section {
+    name: String,
+    addr: u64,
+    size: u64,
+    /// It has bytes in the file (not .bss-like): a load image in flash.
+    loaded: bool,
+}
+
+/// The allocated sections of a 32-bit little-endian ELF, from its section
+/// headers.
+fn sections(elf: &[u8]) -> Vec<Section> {
+    const SHT_NOBITS: u32 = 8;
+    const SHF_ALLOC: u32 = 2;
+    assert!(elf.len() > 0x34 && elf.starts_with(b"\x7fELF\x01\x01"), "not a 32-bit little-endian ELF");
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([elf[at], elf[at + 1]]));
+    let u32_at = |at: usize| u32::from_le_bytes([elf[at], elf[at + 1], elf[at + 2], elf[at + 3]]);
+    let (table, entry, count, names) = (u32_at(0x20) as usize, u16_at(0x2e), u16_at(0x30), u16_at(0x32));
+    let header = |index: usize| table + index * entry;
+    let strings = u32_at(header(names) + 0x10) as usize;
+    (0..count)
+        .map(header)
+        .filter(|&h| u32_at(h + 8) & SHF_ALLOC != 0 && u32_at(h + 0x14) > 0)
+        .map(|h| {
+            let name = &elf[strings + u32_at(h) as usize..];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            Section {
+                name: String::from_utf8_lossy(name).into_owned(),
+                addr: u64::from(u32_at(h + 0xc)),
+                size: u64::from(u32_at(h + 0x14)),
+                loaded: u32_at(h + 4) != SHT_NOBITS,
+            }
+        })
+        .collect()
+}
+
+/// Prints the firmware's flash and RAM use (RAM with the measured stack
+/// peak) and checks them against the budgets.
+fn footprint(elf: &Path, stack_peak: u64) {
+    const RAM_START: u64 = 0x2000_0000;
+    let bytes = std::fs::read(elf).unwrap_or_else(|e| panic!("read {}: {e}", elf.display()));
+    let sections = sections(&bytes);
+    // Flash: what is placed there, and the initial values of RAM's .data.
+    let flash: Vec<&Section> = sections.iter().filter(|s| s.addr < RAM_START || s.loaded).collect();
+    let ram: Vec<&Section> = sections.iter().filter(|s| s.addr >= RAM_START).collect();
+    let sum = |list: &[&Section]| list.iter().map(|s| s.size).sum::<u64>();
+    let terms =
+        |list: &[&Section]| list.iter().map(|s| format!("{} {}", s.name, s.size)).collect::<Vec<_>>().join(" + ");
+    let kib = |bytes: u64| bytes as f64 / 1024.0;
+    let (flash_total, ram_total) = (sum(&flash), sum(&ram) + stack_peak);
+    eprintln!("footprint of {} ({CLIENTS} clients):", elf.display());
+    eprintln!(
+        "  flash: {} = {flash_total} B ({:.1} KiB; budget {} KiB)",
+        terms(&flash),
+        kib(flash_total),
+        FLASH_BUDGET / 1024
+    );
+    eprintln!(
+        "  RAM:   {} + stack peak {stack_peak} = {ram_total} B ({:.1} KiB; budget {} KiB)",
+        terms(&ram),
+        kib(ram_total),
+        RAM_BUDGET / 1024
+    );
+    assert!(flash_total <= FLASH_BUDGET, "flash {flash_total} B is over the budget of {FLASH_BUDGET} B");
+    assert!(ram_total <= RAM_BUDGET, "RAM {ram_total} B is over the budget of {RAM_BUDGET} B");
+}
+
+#[test]
+fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
+    const TEST: &str = "firmware";
+    if !available(TEST) {
+        return;
+    }
+    let started = Instant::now();
+    let elf = firmware();
+    let built = started.elapsed();
+    let Some(mut board) = Board::boot(TEST, &elf) else { return };
+    let booted = started.elapsed() - built;
+    board.wait_for_log(&format!("MAC {}", MAC.replace(':', "-")));
+
+    // Two tutorial clients and a line client chat, as with tap-server.
+    let phase = Instant::now();
+    let mut alice = board.seed_client("alice");
+    let mut a = Transcript::new("alice", &alice.stdout);
+    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
+
+    let mut bob = board.seed_client("bob");
+    let mut b = Transcript::new("bob", &bob.stdout);
+    b.see("Choose your nickname: bob joined!\nConnected to server!\n");
+    a.see("bob joined!\n");
+
+    let (mut carol, mut c) = board.joined_line_client("carol");
+    a.see("carol joined!\n");
+    b.see("carol joined!\n");
+
+    alice.type_in("hello from alice\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("alice: hello from alice\n");
+    }
+    carol.type_in("hi, I am carol\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("carol: hi, I am carol\n");
+    }
+    bob.type_in("bye\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("bob: bye\n");
+    }
+
+    // The tutorial's client closes its socket when its stdin ends.
+    bob.close_stdin();
+    assert!(bob.wait().success(), "bob's client failed");
+    a.see("bob left!\n");
+    c.see("bob left!\n");
+    b.done();
+
+    // `/quit`: carol sees her own `left!`, then the server closes.
+    carol.type_in("/quit\n");
+    c.see("carol left!\n");
+    assert!(carol.wait().success(), "carol's connection was not closed by the firmware");
+    a.see("carol left!\n");
+    c.done();
+
+    alice.close_stdin();
+    assert!(alice.wait().success(), "alice's client failed");
+    a.done();
+    let chat = phase.elapsed();
+
+    // A full room: 8 clients at once, and a ninth is told so.
+    let phase = Instant::now();
+    let mut clients: Vec<(Proc, Transcript)> = Vec::new();
+    for n in 1..=CLIENTS {
+        let nick = format!("c{n}");
+        let joined = board.joined_line_client(&nick);
+        for (_, seen) in &mut clients {
+            seen.see(&format!("{nick} joined!\n"));
+        }
+        clients.push(joined);
+    }
+
+    // The ninth connection gets through (the spare socket), is told, and is
+    // closed: its client exits on the firmware's close.
+    let mut extra = board.line_client();
+    extra.stdout.wait_for(ROOM_FULL);
+    assert!(extra.wait().success(), "the extra client's connection was not closed");
+    assert_eq!(extra.stdout.text(), ROOM_FULL, "what the ninth client got");
+
+    // The others are undisturbed.
+    clients[0].0.type_in("still here\n");
+    for (_, seen) in &mut clients {
+        seen.see("c1: still here\n");
+    }
+
+    // A slot freed is a slot taken: c8 leaves, c9 gets in.
+    clients[CLIENTS - 1].0.type_in("/quit\n");
+    for (_, seen) in &mut clients {
+        seen.see("c8 left!\n");
+    }
+    assert!(clients[CLIENTS - 1].0.wait().success(), "c8's connection was not closed");
+    clients.pop();
+    let joined = board.joined_line_client("c9");
+    for (_, seen) in &mut clients {
+        seen.see("c9 joined!\n");
+    }
+    clients.push(joined);
+    clients[1].0.type_in("welcome c9\n");
+    for (_, seen) in &mut clients {
+        seen.see("c2: welcome c9\n");
+    }
+    for (_, seen) in &clients {
+        seen.done();
+    }
+    let capacity = phase.elapsed();
+
+    let log = board.log.text();
+    for line in
+        ["Connected with 192.168.69.100:", "Nickname is alice", "Nickname is bob", "Nickname is c9", "the room is full"]
+    {
+        assert!(log.contains(line), "the firmware's log lacks {line:?}:\n{}", board.describe());
+    }
+    for bad in ["ERROR", "panic", "HardFault"] {
+        assert!(!log.contains(bad), "the firmware's log has {bad:?}:\n{}", board.describe());
+    }
+
+    // The firmware checks its stack every 250 ms and logs each new peak:
+    // after a second, the last one logged is the session's.
+    thread::sleep(Duration::from_secs(1));
+    let peak = board.stack_peak().unwrap_or_else(|| panic!("no stack peak in the log:\n{}", board.describe()));
+    drop(clients);
+    drop(board);
+    footprint(&elf, peak);
+    eprintln!(
+        "firmware: build {built:?}, boot {booted:?}, chat {chat:?}, {CLIENTS} clients and a ninth {capacity:?}, \
+         total {:?}",
+        started.elapsed()
+    );
+}
