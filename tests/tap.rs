@@ -437,3 +437,22 @@ impl WaitForExit for Proc {
         None
     }
 }
+
+#[test]
+fn hostile_bytes_and_impersonation_are_defused_through_smoltcp() {
+    let Some(setup) = Setup::start("hostile", &[]) else { return };
+    let (_alice, mut alice_seen) = setup.joined_line_client("alice");
+    let (mut mallory, mut mallory_seen) = setup.joined_line_client("mallory");
+    alice_seen.see("mallory joined!\n");
+    // Five lines: within the flood-control burst, so they come at once.
+    mallory.type_in(&format!("{}\n", "x".repeat(600)));
+    mallory_seen.see("*** line too long (over 512 bytes), not sent\n");
+    mallory.type_in("\u{1b}]52;c;cm0gLXJmIH4K\u{7}\u{1b}[2Jclean\n");
+    mallory.type_in("\u{202e}gnp.exe bidi\n");
+    mallory.type_in("bob: I am bob\n");
+    mallory.type_in("\rbob: me too\n");
+    let said = "mallory: clean\nmallory: gnp.exe bidi\nmallory: bob: I am bob\nmallory: bob: me too\n";
+    alice_seen.see(said);
+    mallory_seen.see(said);
+    alice_seen.done();
+}
