@@ -44,7 +44,10 @@ pub fn in_ci() -> bool {
 /// Text a process printed, collected by a thread as it arrives, and whether
 /// its end has been read.
 #[derive(Clone, Default)]
-pub struct Output(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
+pub struct Output(Arc<(Mutex<Collected>, Condvar)>);
+
+/// The bytes so far, and whether the end was read.
+type Collected = (Vec<u8>, bool);
 
 impl Output {
     /// Collects everything `source` produces until it ends.
