@@ -17,10 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::netns::{self, Netns, SERVER_IP, TAP};
-use tests::{build, in_ci, root, Output, Proc, WAIT};
-
-const PORT: &str = "55555";
+use tests::netns::{self, chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_IP, TAP};
+use tests::{build, in_ci, root, Output, Proc, Transcript, WAIT};
 
 /// The firmware's package, binary, target and profile.
 const PACKAGE: &str = "lm3s6965";
@@ -42,34 +40,6 @@ const CLIENTS: usize = 8;
 /// chip's 256 KiB of flash and 64 KiB of RAM.
 const FLASH_BUDGET: u64 = 64 * 1024;
 const RAM_BUDGET: u64 = 48 * 1024;
-
-/// A line client, as `nc` would be (the same as tests/tap.rs's): stdin
-/// lines go to the server as they come, whatever the server sends goes to
-/// stdout as it comes. It exits 0 when the server closes the connection;
-/// stdin's end half-closes it.
-const LINE_CLIENT: &str = r#"
-import os, socket, sys, threading
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.settimeout(None)
-def receive():
-    while True:
-        try:
-            data = s.recv(4096)
-        except OSError:
-            data = b""
-        if not data:
-            os._exit(0)
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-threading.Thread(target=receive, daemon=True).start()
-while True:
-    line = sys.stdin.buffer.readline()
-    if not line:
-        break
-    s.sendall(line)
-s.shutdown(socket.SHUT_WR)
-threading.Event().wait()
-"#;
 
 /// Why QEMU and defmt-print cannot be run here, if they cannot.
 fn tools_missing() -> Option<String> {
@@ -115,6 +85,12 @@ struct Board {
     qemu_stderr: Output,
     print_stderr: Output,
     ns: Netns,
+}
+
+impl Clients for Board {
+    fn ns(&self) -> &Netns {
+        &self.ns
+    }
 }
 
 impl Board {
@@ -189,29 +165,6 @@ impl Board {
         )
     }
 
-    /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
-    fn seed_client(&self, nick: &str) -> Proc {
-        let script = root().join("tests/seed/client.py");
-        let mut proc = Proc::spawn(self.ns.command("python3").arg(script).args([SERVER_IP, PORT]));
-        proc.type_in(&format!("{nick}\n"));
-        proc
-    }
-
-    /// A raw line client ([`LINE_CLIENT`]).
-    fn line_client(&self) -> Proc {
-        Proc::spawn(self.ns.command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
-    }
-
-    /// A line client registered as `nick`, with its transcript so far.
-    fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
-        let mut proc = self.line_client();
-        let mut seen = Transcript::new(nick, &proc.stdout);
-        seen.see("NICK");
-        proc.type_in(&format!("{nick}\n"));
-        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
-        (proc, seen)
-    }
-
     /// The highest stack peak the firmware logged (`stack peak N B`).
     fn stack_peak(&self) -> Option<u64> {
         let log = self.log.text();
@@ -237,32 +190,6 @@ impl Drop for Board {
         }
         let _ = self.print.kill();
         let _ = self.print.wait();
-    }
-}
-
-/// What a client must have printed, compared whole after every step.
-struct Transcript {
-    who: String,
-    out: Output,
-    expected: String,
-}
-
-impl Transcript {
-    fn new(who: &str, out: &Output) -> Transcript {
-        Transcript { who: who.to_string(), out: out.clone(), expected: String::new() }
-    }
-
-    /// Waits until `text` comes next, then checks the whole transcript.
-    fn see(&mut self, text: &str) {
-        self.expected.push_str(text);
-        let count = self.expected.matches(text).count();
-        let got = self.out.wait_for_n(text, count);
-        assert_eq!(got, self.expected, "{}'s transcript", self.who);
-    }
-
-    /// Checks that nothing more came.
-    fn done(&self) {
-        assert_eq!(self.out.text(), self.expected, "{}'s transcript at the end", self.who);
     }
 }
 
@@ -348,49 +275,7 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
 
     // Two tutorial clients and a line client chat, as with tap-server.
     let phase = Instant::now();
-    let mut alice = board.seed_client("alice");
-    let mut a = Transcript::new("alice", &alice.stdout);
-    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
-
-    let mut bob = board.seed_client("bob");
-    let mut b = Transcript::new("bob", &bob.stdout);
-    b.see("Choose your nickname: bob joined!\nConnected to server!\n");
-    a.see("bob joined!\n");
-
-    let (mut carol, mut c) = board.joined_line_client("carol");
-    a.see("carol joined!\n");
-    b.see("carol joined!\n");
-
-    alice.type_in("hello from alice\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("alice: hello from alice\n");
-    }
-    carol.type_in("hi, I am carol\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("carol: hi, I am carol\n");
-    }
-    bob.type_in("bye\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("bob: bye\n");
-    }
-
-    // The tutorial's client closes its socket when its stdin ends.
-    bob.close_stdin();
-    assert!(bob.wait().success(), "bob's client failed");
-    a.see("bob left!\n");
-    c.see("bob left!\n");
-    b.done();
-
-    // `/quit`: carol sees her own `left!`, then the server closes.
-    carol.type_in("/quit\n");
-    c.see("carol left!\n");
-    assert!(carol.wait().success(), "carol's connection was not closed by the firmware");
-    a.see("carol left!\n");
-    c.done();
-
-    alice.close_stdin();
-    assert!(alice.wait().success(), "alice's client failed");
-    a.done();
+    chat_between_two_tutorial_clients_and_a_line_client(&board);
     let chat = phase.elapsed();
 
     // A full room: 8 clients at once, and a ninth is told so.

@@ -15,40 +15,13 @@ use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::netns::{Netns, SERVER_ADDRESS, SERVER_IP, TAP};
-use tests::{bin, build, root, Output, Proc};
-
-const PORT: &str = "55555";
+use tests::netns::{
+    chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
+};
+use tests::{bin, build, Proc, Transcript};
 
 /// What a client beyond capacity gets, and nothing else.
 const ROOM_FULL: &str = "*** the room is full, try again later\n";
-
-/// A line client, as `nc` would be: stdin lines go to the server as they
-/// come, whatever the server sends goes to stdout as it comes. It exits 0
-/// when the server closes the connection; stdin's end half-closes it.
-const LINE_CLIENT: &str = r#"
-import os, socket, sys, threading
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.settimeout(None)
-def receive():
-    while True:
-        try:
-            data = s.recv(4096)
-        except OSError:
-            data = b""
-        if not data:
-            os._exit(0)
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-threading.Thread(target=receive, daemon=True).start()
-while True:
-    line = sys.stdin.buffer.readline()
-    if not line:
-        break
-    s.sendall(line)
-s.shutdown(socket.SHUT_WR)
-threading.Event().wait()
-"#;
 
 /// A line client that registers as argv[3], prints `registered`, and then
 /// never reads again: what the room sends it stays unread in its socket,
@@ -126,6 +99,12 @@ struct Setup {
     ns: Netns,
 }
 
+impl Clients for Setup {
+    fn ns(&self) -> &Netns {
+        &self.ns
+    }
+}
+
 impl Setup {
     /// Starts `tap-server ARGS` in a new namespace and waits until it
     /// listens; `None` if the test is to be skipped.
@@ -138,58 +117,9 @@ impl Setup {
         Some(Setup { server, ns })
     }
 
-    /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
-    fn seed_client(&self, nick: &str) -> Proc {
-        let script = root().join("tests/seed/client.py");
-        let mut proc = Proc::spawn(self.ns.command("python3").arg(script).args([SERVER_IP, PORT]));
-        proc.type_in(&format!("{nick}\n"));
-        proc
-    }
-
-    /// A raw line client ([`LINE_CLIENT`]).
-    fn line_client(&self) -> Proc {
-        Proc::spawn(self.ns.command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
-    }
-
-    /// A line client registered as `nick`, with its transcript so far.
-    fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
-        let mut proc = self.line_client();
-        let mut seen = Transcript::new(nick, &proc.stdout);
-        seen.see("NICK");
-        proc.type_in(&format!("{nick}\n"));
-        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
-        (proc, seen)
-    }
-
     /// The server's log so far.
     fn log(&self) -> String {
         self.server.stderr.text()
-    }
-}
-
-/// What a client must have printed, compared whole after every step.
-struct Transcript {
-    who: String,
-    out: Output,
-    expected: String,
-}
-
-impl Transcript {
-    fn new(who: &str, out: &Output) -> Transcript {
-        Transcript { who: who.to_string(), out: out.clone(), expected: String::new() }
-    }
-
-    /// Waits until `text` comes next, then checks the whole transcript.
-    fn see(&mut self, text: &str) {
-        self.expected.push_str(text);
-        let count = self.expected.matches(text).count();
-        let got = self.out.wait_for_n(text, count);
-        assert_eq!(got, self.expected, "{}'s transcript", self.who);
-    }
-
-    /// Checks that nothing more came.
-    fn done(&self) {
-        assert_eq!(self.out.text(), self.expected, "{}'s transcript at the end", self.who);
     }
 }
 
@@ -198,51 +128,7 @@ fn seed_and_line_clients_chat_through_smoltcp() {
     let Some(setup) = Setup::start("chat", &[]) else { return };
     let started = Instant::now();
 
-    let mut alice = setup.seed_client("alice");
-    let mut a = Transcript::new("alice", &alice.stdout);
-    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
-
-    let mut bob = setup.seed_client("bob");
-    let mut b = Transcript::new("bob", &bob.stdout);
-    b.see("Choose your nickname: bob joined!\nConnected to server!\n");
-    a.see("bob joined!\n");
-
-    let (mut carol, mut c) = setup.joined_line_client("carol");
-    a.see("carol joined!\n");
-    b.see("carol joined!\n");
-
-    // The seed client sends `alice: hello…`; everyone, alice included, sees
-    // the server's attribution of it.
-    alice.type_in("hello from alice\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("alice: hello from alice\n");
-    }
-    carol.type_in("hi, I am carol\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("carol: hi, I am carol\n");
-    }
-    bob.type_in("bye\n");
-    for t in [&mut a, &mut b, &mut c] {
-        t.see("bob: bye\n");
-    }
-
-    // The tutorial's client closes its socket when its stdin ends.
-    bob.close_stdin();
-    assert!(bob.wait().success(), "bob's client failed");
-    a.see("bob left!\n");
-    c.see("bob left!\n");
-    b.done();
-
-    // `/quit`: carol sees her own `left!`, then the server closes.
-    carol.type_in("/quit\n");
-    c.see("carol left!\n");
-    assert!(carol.wait().success(), "carol's connection was not closed by the server");
-    a.see("carol left!\n");
-    c.done();
-
-    alice.close_stdin();
-    assert!(alice.wait().success(), "alice's client failed");
-    a.done();
+    chat_between_two_tutorial_clients_and_a_line_client(&setup);
 
     let log = setup.log();
     for line in ["Connected with 192.168.69.100:", "Nickname is alice", "Nickname is bob", "Nickname is carol"] {

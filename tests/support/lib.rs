@@ -274,3 +274,30 @@ impl Raw {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }
+
+/// What a client must have printed, compared whole after every step.
+pub struct Transcript {
+    /// Whose transcript it is.
+    pub who: String,
+    out: Output,
+    expected: String,
+}
+
+impl Transcript {
+    pub fn new(who: &str, out: &Output) -> Transcript {
+        Transcript { who: who.to_string(), out: out.clone(), expected: String::new() }
+    }
+
+    /// Waits until `text` comes next, then checks the whole transcript.
+    pub fn see(&mut self, text: &str) {
+        self.expected.push_str(text);
+        let count = self.expected.matches(text).count();
+        let got = self.out.wait_for_n(text, count);
+        assert_eq!(got, self.expected, "{}'s transcript", self.who);
+    }
+
+    /// Checks that nothing more came.
+    pub fn done(&self) {
+        assert_eq!(self.out.text(), self.expected, "{}'s transcript at the end", self.who);
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::in_ci;
+use crate::{in_ci, root, Proc, Transcript};
 
 /// The TAP device's name inside each namespace.
 pub const TAP: &str = "tap0";
@@ -25,6 +25,8 @@ pub const SERVER_IP: &str = "192.168.69.1";
 pub const SERVER_ADDRESS: &str = "192.168.69.1/24";
 /// The kernel's end of the TAP link, where the clients connect from.
 pub const HOST_ADDRESS: &str = "192.168.69.100/24";
+/// The chat port the servers in the namespaces listen on.
+pub const PORT: &str = "55555";
 
 /// Why namespaces with TAP devices cannot be made here, if they cannot:
 /// they need root, `ip` (iproute2) and `/dev/net/tun`.
@@ -169,4 +171,111 @@ fn run(command: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{command:?}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()))
     }
+}
+
+/// A line client, as `nc` would be: stdin lines go to the server as they
+/// come, whatever the server sends goes to stdout as it comes. It exits 0
+/// when the server closes the connection; stdin's end half-closes it.
+pub const LINE_CLIENT: &str = r#"
+import os, socket, sys, threading
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.settimeout(None)
+def receive():
+    while True:
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+threading.Thread(target=receive, daemon=True).start()
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    s.sendall(line)
+s.shutdown(socket.SHUT_WR)
+threading.Event().wait()
+"#;
+
+/// Clients run inside a namespace, talking to the server at
+/// [`SERVER_IP`]:[`PORT`] in it: `tap-server`, or the firmware in QEMU.
+pub trait Clients {
+    /// The namespace the server runs in.
+    fn ns(&self) -> &Netns;
+
+    /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
+    fn seed_client(&self, nick: &str) -> Proc {
+        let script = root().join("tests/seed/client.py");
+        let mut proc = Proc::spawn(self.ns().command("python3").arg(script).args([SERVER_IP, PORT]));
+        proc.type_in(&format!("{nick}\n"));
+        proc
+    }
+
+    /// A raw line client ([`LINE_CLIENT`]).
+    fn line_client(&self) -> Proc {
+        Proc::spawn(self.ns().command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
+    }
+
+    /// A line client registered as `nick`, with its transcript so far.
+    fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
+        let mut proc = self.line_client();
+        let mut seen = Transcript::new(nick, &proc.stdout);
+        seen.see("NICK");
+        proc.type_in(&format!("{nick}\n"));
+        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        (proc, seen)
+    }
+}
+
+/// Two tutorial clients and a line client chat; every transcript is
+/// compared whole at every step (the same conversation on every frontend).
+pub fn chat_between_two_tutorial_clients_and_a_line_client(clients: &impl Clients) {
+    let mut alice = clients.seed_client("alice");
+    let mut a = Transcript::new("alice", &alice.stdout);
+    a.see("Choose your nickname: alice joined!\nConnected to server!\n");
+
+    let mut bob = clients.seed_client("bob");
+    let mut b = Transcript::new("bob", &bob.stdout);
+    b.see("Choose your nickname: bob joined!\nConnected to server!\n");
+    a.see("bob joined!\n");
+
+    let (mut carol, mut c) = clients.joined_line_client("carol");
+    a.see("carol joined!\n");
+    b.see("carol joined!\n");
+
+    // The seed client sends `alice: hello…`; everyone, alice included, sees
+    // the server's attribution of it.
+    alice.type_in("hello from alice\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("alice: hello from alice\n");
+    }
+    carol.type_in("hi, I am carol\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("carol: hi, I am carol\n");
+    }
+    bob.type_in("bye\n");
+    for t in [&mut a, &mut b, &mut c] {
+        t.see("bob: bye\n");
+    }
+
+    // The tutorial's client closes its socket when its stdin ends.
+    bob.close_stdin();
+    assert!(bob.wait().success(), "bob's client failed");
+    a.see("bob left!\n");
+    c.see("bob left!\n");
+    b.done();
+
+    // `/quit`: carol sees her own `left!`, then the server closes.
+    carol.type_in("/quit\n");
+    c.see("carol left!\n");
+    assert!(carol.wait().success(), "carol's connection was not closed by the server");
+    a.see("carol left!\n");
+    c.done();
+
+    alice.close_stdin();
+    assert!(alice.wait().success(), "alice's client failed");
+    a.done();
 }
