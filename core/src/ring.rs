@@ -96,9 +96,11 @@ impl<'a> Ring<'a> {
         &self.bytes[at + skip..end]
     }
 
-    /// Whether `b`'s bytes directly follow `a`'s in memory.
-    pub fn follows(a: Line, b: Line) -> bool {
-        a.start + u64::from(a.len) == b.start
+    /// Whether `b`'s bytes directly follow `a`'s in memory: `b` starts where
+    /// `a` ends, and not at the start of the ring (where `a` ending at the
+    /// ring's end would otherwise look contiguous with it).
+    pub fn follows(&self, a: Line, b: Line) -> bool {
+        a.start + u64::from(a.len) == b.start && !b.start.is_multiple_of(self.bytes.len() as u64)
     }
 
     /// Where a line of `len` bytes would start.
@@ -159,7 +161,7 @@ mod test {
         let a = ring.push(&[b"abcde\n"], EVERYONE);
         let b = ring.push(&[b"fghi\n"], EVERYONE);
         let (la, lb) = (ring.line(a), ring.line(b));
-        assert!(Ring::follows(la, lb));
+        assert!(ring.follows(la, lb));
         assert_eq!(ring.span(la, 2, lb), b"cde\nfghi\n");
         // 11 bytes used; 6 more do not fit before the end: the line wraps to 0
         // and drops `a`, whose bytes it overwrites; one more byte would reach
@@ -168,7 +170,7 @@ mod test {
         assert_eq!(ring.first_after_push(6), 1);
         let c = ring.push(&[b"ijklm", b"\n"], 3);
         assert_eq!(ring.first(), 1);
-        assert!(!Ring::follows(ring.line(b), ring.line(c)));
+        assert!(!ring.follows(ring.line(b), ring.line(c)));
         assert_eq!(ring.text(ring.line(c)), b"ijklm\n");
         assert_eq!(ring.text(ring.line(b)), b"fghi\n");
         assert!(Ring::is_for(ring.line(c), 3));

@@ -229,8 +229,13 @@ pub struct Client {
     private_until: u64,
     /// Bytes of [`GREETING`] still to send.
     greeting: u8,
-    /// [`TOO_SLOW`] is still to be sent.
+    /// [`TOO_SLOW`] is still to be sent, after `mend`.
     farewell: bool,
+    /// Bytes of the farewell already sent.
+    farewell_sent: u16,
+    /// What ends the line a dropped client was cut off in: the rest of its
+    /// last character (so the line stays UTF-8) and `\n`.
+    mend: Vec<u8, 4>,
     /// A `left!` line is still to be broadcast for this dropped client.
     announce: bool,
     /// Reading stopped while the connection had bytes ready.
@@ -261,6 +266,8 @@ impl Client {
         private_until: 0,
         greeting: 0,
         farewell: false,
+        farewell_sent: 0,
+        mend: Vec::new(),
         announce: false,
         paused: false,
         tokens: 0,
@@ -662,7 +669,9 @@ impl<'a> Room<'a> {
                     }
                 }
                 // Only a client with lines waiting for a token needs waking.
-                State::Chatting if client.tokens == 0 && (client.paused || client.filled > 0) => {
+                State::Chatting
+                    if config.throttle.is_some() && client.tokens == 0 && (client.paused || client.filled > 0) =>
+                {
                     Some(client.next_token)
                 }
                 State::Leaving => Some(client.deadline),
@@ -1135,6 +1144,19 @@ impl<'a> Room<'a> {
             if client.state == State::Chatting {
                 client.announce = true;
                 client.farewell = true;
+                client.farewell_sent = 0;
+                client.mend.clear();
+                if client.cursor.sent > 0 {
+                    if client.dialect != Dialect::Seed {
+                        // The line it is cut off in is still in the log.
+                        let text = self.ring.text(self.ring.line(client.cursor.seq));
+                        let rest = &text[usize::from(client.cursor.sent)..];
+                        for &b in rest.iter().take(3).take_while(|&&b| b & 0xC0 == 0x80) {
+                            let _ = client.mend.push(b);
+                        }
+                    }
+                    let _ = client.mend.push(b'\n');
+                }
                 self.unannounced += 1;
             }
             if client.state != State::Leaving {
@@ -1199,7 +1221,7 @@ impl<'a> Room<'a> {
         let mut last = first;
         for seq in client.cursor.seq + 1..end {
             let line = self.ring.line(seq);
-            if !client.sees(slot as u16, seq, line) || !Ring::follows(last, line) {
+            if !client.sees(slot as u16, seq, line) || !self.ring.follows(last, line) {
                 break;
             }
             last = line;
@@ -1207,19 +1229,15 @@ impl<'a> Room<'a> {
         self.ring.span(first, usize::from(client.cursor.sent), last)
     }
 
+    /// The rest of a dropped client's farewell: the end of the line it was
+    /// cut off in, then [`TOO_SLOW`].
     fn farewell<'s>(&self, slot: usize, batch: &'s mut [u8; SEED_WRITE]) -> &'s [u8] {
         let client = &self.clients[slot];
-        let mut n = 0;
-        if client.cursor.sent > 0 {
-            batch[0] = b'\n';
-            n = 1;
-        }
-        let text = match client.dialect {
-            Dialect::Seed => &TOO_SLOW[..TOO_SLOW.len() - 1],
-            _ => TOO_SLOW,
-        };
+        let text = farewell_text(client.dialect);
+        let n = client.mend.len();
+        batch[..n].copy_from_slice(&client.mend);
         batch[n..n + text.len()].copy_from_slice(text);
-        &batch[..n + text.len()]
+        &batch[usize::from(client.farewell_sent).min(n + text.len())..n + text.len()]
     }
 
     /// Counts `n` bytes of [`Room::output`] as sent.
@@ -1233,7 +1251,9 @@ impl<'a> Room<'a> {
             return;
         }
         if client.farewell {
-            client.farewell = false;
+            client.farewell_sent += n as u16;
+            client.farewell =
+                usize::from(client.farewell_sent) < client.mend.len() + farewell_text(client.dialect).len();
             return;
         }
         if client.dialect == Dialect::Seed {
@@ -1314,6 +1334,14 @@ fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
         full = full || text.push(c).is_err();
     });
     text
+}
+
+/// [`TOO_SLOW`] as a client of `dialect` gets it.
+fn farewell_text(dialect: Dialect) -> &'static [u8] {
+    match dialect {
+        Dialect::Seed => &TOO_SLOW[..TOO_SLOW.len() - 1],
+        _ => TOO_SLOW,
+    }
 }
 
 /// A seed client's view of UTF-8 text: one byte per character, `?` for
