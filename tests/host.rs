@@ -19,35 +19,38 @@ fn tutorial_clients_and_chat_client_share_a_room() {
     let server = ChatServer::start(&[]);
     let port = server.port();
     let mut neural = seed_client("127.0.0.1", port, "Neural");
-    neural.stdout.wait_for("Connected to server!");
+    neural.stdout.wait_for("Connected to server!\n");
     let mut nine = seed_client("127.0.0.1", port, "Nine");
-    nine.stdout.wait_for("Connected to server!");
-    neural.stdout.wait_for("Nine joined!");
+    nine.stdout.wait_for("Connected to server!\n");
+    neural.stdout.wait_for("Nine joined!\n");
     let mut alice = chat_client(&server.addr, &[]);
     alice.type_in("alice\n");
-    alice.stdout.wait_for("Connected to server!");
-    neural.stdout.wait_for("alice joined!");
-    nine.stdout.wait_for("alice joined!");
+    alice.stdout.wait_for("Connected to server!\n");
+    neural.stdout.wait_for("alice joined!\n");
+    nine.stdout.wait_for("alice joined!\n");
 
+    // Each wait includes the line's end: the tutorial's client prints the
+    // text and the newline in two writes, and exits at once when its stdin
+    // closes.
     let everyone = |line: &str, procs: [&Proc; 3]| {
         for proc in procs {
             proc.stdout.wait_for(line);
         }
     };
     neural.type_in("Hello\n");
-    everyone("Neural: Hello", [&neural, &nine, &alice]);
+    everyone("Neural: Hello\n", [&neural, &nine, &alice]);
     nine.type_in("What's up?\n");
-    everyone("Nine: What's up?", [&neural, &nine, &alice]);
+    everyone("Nine: What's up?\n", [&neural, &nine, &alice]);
     alice.type_in("Not much! How about you?\n");
-    everyone("alice: Not much! How about you?", [&neural, &nine, &alice]);
+    everyone("alice: Not much! How about you?\n", [&neural, &nine, &alice]);
 
     nine.close_stdin();
     assert!(nine.wait().success());
-    neural.stdout.wait_for("Nine left!");
-    alice.stdout.wait_for("Nine left!");
+    neural.stdout.wait_for("Nine left!\n");
+    alice.stdout.wait_for("Nine left!\n");
     alice.close_stdin();
     assert!(alice.wait().success(), "chat-client exits 0 after /quit: {}", alice.stderr.text());
-    neural.stdout.wait_for("alice left!");
+    neural.stdout.wait_for("alice left!\n");
 
     assert_eq!(
         neural.stdout.text(),
