@@ -475,7 +475,7 @@ impl<'a> Room<'a> {
             match conn.write(out) {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
-                    self.sent(slot, n);
+                    self.sent(slot, n, n < len);
                     if n < len {
                         return Ok(());
                     }
@@ -576,7 +576,8 @@ impl<'a> Room<'a> {
         let pending = self.output(slot, &mut batch);
         let n = pending.len().min(out.len());
         out[..n].copy_from_slice(&pending[..n]);
-        self.sent(slot, n);
+        let short = n < pending.len();
+        self.sent(slot, n, short);
         n
     }
 
@@ -1146,8 +1147,8 @@ impl<'a> Room<'a> {
                 client.farewell = true;
                 client.farewell_sent = 0;
                 client.mend.clear();
-                if client.cursor.sent > 0 {
-                    if client.dialect != Dialect::Seed {
+                if client.cursor.sent > 0 || client.cursor.sep {
+                    if client.dialect != Dialect::Seed && client.cursor.sent > 0 {
                         // The line it is cut off in is still in the log.
                         let text = self.ring.text(self.ring.line(client.cursor.seq));
                         let rest = &text[usize::from(client.cursor.sent)..];
@@ -1219,14 +1220,39 @@ impl<'a> Room<'a> {
         let client = &self.clients[slot];
         let first = self.ring.line(client.cursor.seq);
         let mut last = first;
-        for seq in client.cursor.seq + 1..end {
+        let mut seq = client.cursor.seq + 1;
+        while seq < end {
             let line = self.ring.line(seq);
             if !client.sees(slot as u16, seq, line) || !self.ring.follows(last, line) {
                 break;
             }
             last = line;
+            seq += 1;
         }
-        self.ring.span(first, usize::from(client.cursor.sent), last)
+        let run = self.ring.span(first, usize::from(client.cursor.sent), last);
+        if seq == end || run.len() >= SEED_WRITE / 2 {
+            // Everything pending, or enough for one write: straight from the log.
+            return run;
+        }
+        // The run stops at a line for someone else (a newcomer's private
+        // `Connected to server!` between `joined!` lines) or at the ring's
+        // end, with more to come: gather what follows into one write rather
+        // than one write per piece.
+        batch[..run.len()].copy_from_slice(run);
+        let mut pos = run.len();
+        for seq in seq..end {
+            let line = self.ring.line(seq);
+            if !client.sees(slot as u16, seq, line) {
+                continue;
+            }
+            let text = self.ring.text(line);
+            if pos + text.len() > SEED_WRITE {
+                break;
+            }
+            batch[pos..pos + text.len()].copy_from_slice(text);
+            pos += text.len();
+        }
+        &batch[..pos]
     }
 
     /// The rest of a dropped client's farewell: the end of the line it was
@@ -1240,8 +1266,9 @@ impl<'a> Room<'a> {
         &batch[usize::from(client.farewell_sent).min(n + text.len())..n + text.len()]
     }
 
-    /// Counts `n` bytes of [`Room::output`] as sent.
-    fn sent(&mut self, slot: usize, mut n: usize) {
+    /// Counts `n` bytes of [`Room::output`] as sent; `short` if that was
+    /// less than all of it.
+    fn sent(&mut self, slot: usize, mut n: usize, short: bool) {
         if n == 0 {
             return;
         }
@@ -1258,6 +1285,12 @@ impl<'a> Room<'a> {
         }
         if client.dialect == Dialect::Seed {
             self.seed_walk(slot, None, n);
+            // A short write is likely to reach the client together with the
+            // next one: make sure a line boundary still shows.
+            let cursor = &mut self.clients[slot].cursor;
+            if short && cursor.sent == 0 {
+                cursor.sep = true;
+            }
             return;
         }
         while n > 0 {
@@ -1277,7 +1310,8 @@ impl<'a> Room<'a> {
 
     /// Walks a seed client's pending lines as one write lays them out:
     /// ASCII (anything else is `?`), no terminators, `\n` between lines, at
-    /// most [`SEED_WRITE`] bytes. With `out`, copies them there and returns
+    /// most [`SEED_WRITE`] bytes (`cursor.sep` puts a `\n` before the first
+    /// one too). With `out`, copies them there and returns
     /// the length; without, moves the cursor past the first `sent` bytes.
     fn seed_walk(&mut self, slot: usize, mut out: Option<&mut [u8; SEED_WRITE]>, mut sent: usize) -> usize {
         let mut cursor = self.clients[slot].cursor;
@@ -1292,16 +1326,30 @@ impl<'a> Room<'a> {
             }
             let text = self.ring.text(line);
             let text = text.strip_suffix(b"\n").unwrap_or(text);
-            let sep = if cursor.sent > 0 { cursor.sep } else { pos > 0 };
-            let wire = sep.then_some(b'\n').into_iter().chain(ascii(text));
-            let rest = usize::from(sep) + ascii(text).count() - usize::from(cursor.sent);
+            // The first line of a write has no separator, unless the write
+            // before was cut short right after a line.
+            let sep = if cursor.sent > 0 || pos == 0 { cursor.sep } else { true };
+            // Most lines are ASCII already: their length is their seed length.
+            let plain = text.is_ascii();
+            let shown = if plain { text.len() } else { ascii(text).count() };
+            let rest = usize::from(sep) + shown - usize::from(cursor.sent);
             match out.as_deref_mut() {
                 Some(batch) => {
                     if pos > 0 && pos + rest > SEED_WRITE {
                         break;
                     }
-                    for (slot, byte) in batch[pos..pos + rest].iter_mut().zip(wire.skip(usize::from(cursor.sent))) {
-                        *slot = byte;
+                    let dst = &mut batch[pos..pos + rest];
+                    let skip = usize::from(cursor.sent);
+                    if plain && (!sep || skip > 0) {
+                        dst.copy_from_slice(&text[skip - usize::from(sep)..]);
+                    } else if plain {
+                        dst[0] = b'\n';
+                        dst[1..].copy_from_slice(text);
+                    } else {
+                        let wire = sep.then_some(b'\n').into_iter().chain(ascii(text));
+                        for (slot, byte) in dst.iter_mut().zip(wire.skip(skip)) {
+                            *slot = byte;
+                        }
                     }
                     pos += rest;
                     cursor = Cursor { seq: cursor.seq + 1, sent: 0, sep: false };

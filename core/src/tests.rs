@@ -166,6 +166,37 @@ fn seed_client_gets_ascii_and_lines_joined_without_trailing_newline() {
 }
 
 #[test]
+fn a_burst_of_joins_reaches_a_client_in_one_write() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    for nick in ["b", "c", "d", "e", "f"] {
+        sim.line_client(nick);
+    }
+    // Each newcomer's private `Connected to server!` sits between the
+    // `joined!` lines in the log; alice still gets them in one write.
+    assert_eq!(sim.writes(alice), ["b joined!\nc joined!\nd joined!\ne joined!\nf joined!\n"]);
+}
+
+#[test]
+fn seed_partial_writes_resume_where_they_stopped() {
+    let mut sim = Sim::new();
+    let neural = sim.seed_client("Neural");
+    let alice = sim.line_client("alice");
+    sim.writes(neural);
+    sim.send(alice, "one\ntw\u{f6}\nthree\n".as_bytes());
+    let mut got = String::new();
+    let mut buf = [0; 3];
+    loop {
+        let n = sim.room.transmit(neural, &mut buf);
+        if n == 0 {
+            break;
+        }
+        got.push_str(core::str::from_utf8(&buf[..n]).expect("ASCII"));
+    }
+    assert_eq!(got, "alice: one\nalice: tw?\nalice: three");
+}
+
+#[test]
 fn seed_writes_never_exceed_1024_bytes() {
     let mut sim = Sim::unthrottled();
     let neural = sim.seed_client("Neural");

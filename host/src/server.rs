@@ -203,7 +203,18 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns[slot].as_mut() else { return };
         if let Status::Closed(reason) = self.room.pump(id(slot), conn, now) {
             info!("{} disconnected: {reason}", conn.peer());
-            let _ = self.poll.registry().deregister(conn.stream_mut());
+            let stream = conn.stream_mut();
+            let _ = self.poll.registry().deregister(stream);
+            // Closing with unread input makes the kernel send a reset, which
+            // can destroy our last lines (a notice saying why) before the
+            // peer reads them: end our side, and drop what it sent, first.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut sink = [0; 4096];
+            for _ in 0..16 {
+                if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+                    break;
+                }
+            }
             self.conns[slot] = None;
         }
     }

@@ -43,6 +43,20 @@ struct Cli {
     registration_timeout: u64,
 }
 
+/// Connections the kernel may hold for us while the loop is busy. std's 128
+/// drops SYNs when a thousand clients arrive at once; the kernel caps this
+/// at `net.core.somaxconn` anyway.
+const BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr`, with a deep backlog.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -62,7 +76,7 @@ fn main() -> ExitCode {
             ..Config::default()
         },
     };
-    let listener = match TcpListener::bind(cli.listen) {
+    let listener = match listen(cli.listen) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             eprintln!("chat-server: address {} already in use", cli.listen);
