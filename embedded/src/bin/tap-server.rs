@@ -76,6 +76,11 @@ struct Args {
     /// only to be told the room is full.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     clients: u16,
+
+    /// Turn flood control off (for benchmarks); by default a client may send
+    /// 5 lines at once, then 2 a second.
+    #[arg(long)]
+    no_throttle: bool,
 }
 
 fn main() -> ExitCode {
@@ -110,7 +115,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut clients = vec![Client::EMPTY; capacity];
     let mut lines = vec![Line::EMPTY; LOG_LINES];
     let mut bytes = vec![0; LOG_BYTES];
-    let room = Room::new(&mut clients, &mut lines, &mut bytes, Config::default());
+    let config =
+        Config { throttle: if args.no_throttle { None } else { Config::default().throttle }, ..Config::default() };
+    let room = Room::new(&mut clients, &mut lines, &mut bytes, config);
     let mut storage: Vec<SocketStorage> = (0..sockets).map(|_| SocketStorage::EMPTY).collect();
     let mut slots = vec![Slot::EMPTY; sockets];
     let mut rx = vec![0; sockets * RX_BUFFER];

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Reproduces every figure of BENCHMARKS.md in one run (a few minutes):
+#
+#   host/bench.sh [RUNS]        # RUNS repetitions of each row (default 3)
+#
+# Release builds of chat-server, tap-server and chat-bench; each row runs
+# RUNS times against a fresh server and reports the median (and range). All
+# traffic is on loopback, except tap-server's, which stays inside a network
+# namespace this script creates and deletes (root needed for that row; it is
+# skipped, saying why, without). Raw JSON lines go to target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-3}
+out=target/bench
+mkdir -p "$out"
+rm -f "$out"/*.jsonl
+
+cargo build --release -q -p host --bin chat-server --bin chat-bench
+cargo build --release -q -p embedded --bin tap-server
+server=target/release/chat-server
+bench=target/release/chat-bench
+pids=()
+netns=
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -n "$netns" ] && ip netns del "$netns" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start NAME COMMAND...: runs a server whose first stdout line is
+# `listening on ADDR`, and sets $addr and $pid.
+start() {
+    local log="$out/$1.out"
+    shift
+    "$@" >"$log" 2>/dev/null &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 100); do
+        addr=$(sed -n 's/^listening on //p' "$log" | head -n 1)
+        [ -n "$addr" ] && return 0
+        sleep 0.05
+    done
+    echo "bench.sh: $* did not start" >&2
+    exit 1
+}
+stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+
+# row NAME BENCH-ARGS...: one JSON line per run into $out/NAME.jsonl.
+row() {
+    local name=$1
+    shift
+    "$bench" "$@" --json --no-progress 2>/dev/null >>"$out/$name.jsonl" || true
+}
+
+echo "==> chat-server vs the tutorial's Python server, unpaced, M=100, S=64"
+for c in 10 50 100; do
+    for _ in $(seq "$runs"); do
+        start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+        row "server-line-c$c" "$addr" -c "$c" -m 100 -s 64
+        row "server-seed-c$c" "$addr" -c "$c" -m 100 -s 64 --dialect seed
+        stop
+        start python python3 tests/seed/server.py 127.0.0.1 0
+        row "python-c$c" "$addr" -c "$c" -m 100 -s 64 --dialect seed
+        stop
+        start python python3 tests/seed/server.py 127.0.0.1 0
+        row "python-window1-c$c" "$addr" -c "$c" -m 100 -s 64 --dialect seed --window 1
+        stop
+        row "ceiling-c$c" --ceiling -c "$c" -m 100 -s 64 --batch 16
+    done
+done
+
+echo "==> paced: C=100, 10 messages/s each"
+for _ in $(seq "$runs"); do
+    start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+    row paced-server "$addr" -c 100 -m 100 -s 64 --rate 10
+    stop
+done
+
+echo "==> 10,000 idle clients"
+start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 10001
+row idle "$addr" --idle 10000 --server-pid "$pid" --timeout 600
+stop
+start server "$server" --listen 127.0.0.1:0 --capacity 1
+sleep 0.2
+rss_one=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+stop
+start server "$server" --listen 127.0.0.1:0 --capacity 10001
+sleep 0.2
+rss_full=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+stop
+echo "{\"rss_kib_capacity_1\": $rss_one, \"rss_kib_capacity_10001\": $rss_full}" >"$out/slots.jsonl"
+
+echo "==> tap-server (smoltcp over TAP, in a namespace) vs chat-server, C=8"
+for _ in $(seq "$runs"); do
+    start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 8
+    row server-c8 "$addr" -c 8 -m 100 -s 64
+    stop
+done
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && [ -e /dev/net/tun ]; then
+    netns=chat-bench-$$
+    ip netns add "$netns"
+    ip netns exec "$netns" ip link set lo up
+    ip netns exec "$netns" ip tuntap add name tap0 mode tap
+    ip netns exec "$netns" ip link set tap0 up
+    ip netns exec "$netns" ip addr add 192.168.69.100/24 dev tap0
+    for _ in $(seq "$runs"); do
+        start tap ip netns exec "$netns" target/release/tap-server --tap tap0 --address 192.168.69.1/24 \
+            --port 55555 --clients 8 --no-throttle
+        # The bench runs in the namespace too: its traffic never leaves it.
+        ip netns exec "$netns" "$bench" "$addr" -c 8 -m 100 -s 64 --allow-non-loopback --timeout 120 \
+            --json --no-progress 2>/dev/null >>"$out/tap-c8.jsonl" || true
+        stop
+    done
+else
+    echo "skipped tap-server: needs root, ip and /dev/net/tun"
+fi
+
+echo "==> criterion: cargo bench -p core"
+cargo bench -q -p core --bench room -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
+    grep -E '^(fan_out|input)|time:|thrpt:' >"$out/criterion.txt" || true
+
+python3 - "$out" <<'EOF'
+import json, pathlib, statistics, sys
+out = pathlib.Path(sys.argv[1])
+def runs(name):
+    p = out / f"{name}.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+def med(values):
+    return statistics.median(values) if values else float("nan")
+def rate(name, key="deliveries_per_sec"):
+    return med([r[key] for r in runs(name)])
+def span(name):
+    v = [r["deliveries_per_sec"] for r in runs(name)]
+    return f"{med(v)/1e6:.2f}M ({min(v)/1e6:.2f}–{max(v)/1e6:.2f}M)" if v else "n/a"
+def errors(name):
+    e = [sum(r.get(k, 0) for k in ("lost", "duplicated", "reordered", "misattributed", "torn")) for r in runs(name)]
+    return "0" if e and max(e) == 0 else ("n/a" if not e else f"{min(e)}–{max(e)}")
+def lat(name):
+    r = runs(name)
+    if not r: return "n/a"
+    p = lambda k: med([x["latency_us"][k] / 1000 for x in r])
+    return f"{p('p50'):.2f} / {p('p90'):.2f} / {p('p99'):.2f} / {p('max'):.2f}"
+print("\n| C | chat-server line | chat-server seed | Python (unpaced) | Python (--window 1) | ceiling 1/write | ceiling 16/write | line ÷ Python | line ÷ ceiling 16 |")
+print("|---|---|---|---|---|---|---|---|---|")
+for c in (10, 50, 100):
+    line, py = rate(f"server-line-c{c}"), rate(f"python-c{c}")
+    ceil = [r for r in runs(f"ceiling-c{c}")]
+    single = med([r["single"]["deliveries_per_sec"] for r in ceil])
+    batched = med([r["batched"]["deliveries_per_sec"] for r in ceil])
+    print(f"| {c} | {span(f'server-line-c{c}')}, errors {errors(f'server-line-c{c}')} | {span(f'server-seed-c{c}')}, errors {errors(f'server-seed-c{c}')} "
+          f"| {span(f'python-c{c}')}, errors {errors(f'python-c{c}')} | {span(f'python-window1-c{c}')}, errors {errors(f'python-window1-c{c}')} "
+          f"| {single/1e6:.2f}M | {batched/1e6:.2f}M | {line/py:.1f}× | {line/batched:.2f}× |")
+print(f"\npaced C=100 R=10, latency p50 / p90 / p99 / max (ms): {lat('paced-server')}, errors {errors('paced-server')}")
+idle = runs("idle")
+if idle:
+    r = idle[0]
+    print("\nidle:", json.dumps({k: r.get(k) for k in r if k not in ("samples",)}))
+slots = runs("slots")
+if slots:
+    s = slots[0]
+    print(f"slots: VmRSS {s['rss_kib_capacity_1']} KiB at capacity 1, {s['rss_kib_capacity_10001']} KiB at 10,001: "
+          f"{(s['rss_kib_capacity_10001'] - s['rss_kib_capacity_1']) * 1024 / 10000:.0f} B a slot")
+c8, tap = rate("server-c8"), rate("tap-c8")
+print(f"\nC=8: chat-server {span('server-c8')}, tap-server {span('tap-c8')}, errors {errors('tap-c8')}; tap ÷ chat-server {tap/c8:.2f}")
+crit = out / "criterion.txt"
+if crit.exists():
+    print("\ncriterion:\n" + crit.read_text())
+EOF
