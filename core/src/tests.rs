@@ -722,172 +722,110 @@ fn board_room_fits_16_kib() {
 
 // ----- what the fuzzer found ------------------------------------------------------
 
-/// Bugs the `room` fuzz target (`fuzz/`) found, reproduced with the public
-/// API alone; each stays as a regression test.
-mod fuzz_findings {
-    use super::{format, Board, Box, String, Vec};
-    use crate::*;
+// Bugs the `room` fuzz target (`fuzz/`) found, each reproduced here and kept
+// as a regression test.
 
-    fn drain(room: &mut Room<'_>, id: ClientId) -> Vec<u8> {
-        let mut all = Vec::new();
-        let mut buf = [0; 4096];
-        loop {
-            let n = room.transmit(id, &mut buf);
-            if n == 0 {
-                return all;
-            }
-            all.extend_from_slice(&buf[..n]);
+/// A line ending exactly at the end of the byte ring looked contiguous with
+/// the next line, stored at offset 0, and the run sliced past the ring: any
+/// client choosing its line lengths could crash the server.
+#[test]
+fn a_run_of_lines_across_the_exact_end_of_the_log_does_not_panic() {
+    let mut sim = Sim::unthrottled();
+    // `alice joined!\n` + `Connected to server!\n`: 35 bytes of the log.
+    let alice = sim.line_client("alice");
+    // 7 lines of 520 bytes and one of 421: 35 + 3640 + 421 = 4096, the log
+    // full to its last byte; the next line goes to offset 0.
+    for _ in 0..7 {
+        sim.send(alice, format!("{}\n", "x".repeat(512)).as_bytes());
+    }
+    sim.send(alice, format!("{}\n", "y".repeat(413)).as_bytes());
+    sim.send(alice, b"z\n");
+    assert!(sim.recv(alice).ends_with("alice: z\n"));
+}
+
+/// A throttled client with an empty bucket and the start of a line waiting
+/// left `poll_timeout` in the past: the frontend's loop spun.
+#[test]
+fn a_partial_line_behind_an_empty_bucket_does_not_make_the_frontend_spin() {
+    let mut sim = Sim::with(Config { throttle: Some(Throttle { burst: 1, interval_ms: 100 }), ..Config::default() });
+    let alice = sim.line_client("alice");
+    // A line, which takes the only token, and the start of the next one.
+    sim.send(alice, b"hi\ntyping");
+    sim.recv(alice);
+    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(100)));
+    sim.tick(100);
+    assert!(!sim.room.needs_pump(alice, sim.now));
+    assert!(sim.room.poll_timeout().is_none_or(|at| at > sim.now), "the loop would spin");
+}
+
+/// Without flood control, a client with the start of a line waiting made
+/// `poll_timeout` 0 ms until its line ended.
+#[test]
+fn an_unthrottled_client_with_a_partial_line_does_not_make_the_frontend_spin() {
+    let mut sim = Sim::unthrottled();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"typing");
+    sim.tick(1000);
+    assert!(!sim.room.needs_pump(alice, sim.now));
+    assert!(sim.room.poll_timeout().is_none_or(|at| at > sim.now), "the loop would spin");
+}
+
+/// Reads `id`'s output `size` bytes at a time, as a nearly full socket
+/// would take it.
+fn recv_in_pieces(sim: &mut Sim, id: ClientId, size: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0; size];
+    loop {
+        let n = sim.room.transmit(id, &mut buf);
+        if n == 0 {
+            return got;
         }
+        got.extend_from_slice(&buf[..n]);
     }
+}
 
-    fn line_client(room: &mut Room<'_>, nick: &str, now: Instant) -> ClientId {
-        let id = room.accept(now).expect("room has space");
-        assert_eq!(drain(room, id), b"NICK");
-        assert_eq!(room.receive(id, format!("{nick}\n").as_bytes(), now), nick.len() + 1);
-        drain(room, id);
-        id
+/// A short write ended the too-slow notice after its first piece: the slow
+/// reader's socket is full by definition.
+#[test]
+fn the_too_slow_notice_survives_a_short_write() {
+    let mut sim = Sim::unthrottled();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(alice);
+    for _ in 0..3 {
+        sim.send(bob, "x\n".repeat(100).as_bytes());
+        sim.recv(bob);
     }
+    let got = recv_in_pieces(&mut sim, alice, 20);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*** disconnected: you read more slowly than the room talks and missed lines\n"
+    );
+    assert_eq!(sim.room.poll_close(alice, sim.now), Some(Reason::TooSlow));
+}
 
-    /// `Ring::follows` compares absolute offsets: a line that ends exactly at
-    /// the end of the byte ring is "followed" by the next line, which starts
-    /// at offset 0, and `Ring::span` then slices past the end of the ring:
-    /// `range end index 4105 out of range for slice of length 4096` in
-    /// `ring.rs` (`span`), reached from `Room::transmit` / `Room::pump`. Any
-    /// client can choose its line lengths, so any client can crash the server.
-    #[test]
-    fn a_run_of_lines_across_the_exact_end_of_the_log_does_not_panic() {
-        let mut storage = Box::new(Board::new());
-        let mut room = storage.room(Config { throttle: None, ..Config::default() });
-        let now = Instant::ZERO;
-        // `alice joined!\n` + `Connected to server!\n`: 35 bytes of the log, read.
-        let alice = line_client(&mut room, "alice", now);
-        // 7 lines of 520 bytes (`alice: ` + 512 + `\n`) and one of 421 bytes:
-        // 35 + 3640 + 421 = 4096, the log is full to its last byte.
-        for _ in 0..7 {
-            room.receive(alice, format!("{}\n", "x".repeat(512)).as_bytes(), now);
-        }
-        room.receive(alice, format!("{}\n", "y".repeat(413)).as_bytes(), now);
-        // The next line goes to offset 0 (absolute offset 4096).
-        room.receive(alice, b"z\n", now);
-        let got = drain(&mut room, alice); // panics here
-        assert!(got.ends_with(b"alice: z\n"));
+/// A line cut by a short write inside a multi-byte character, then ended by
+/// the too-slow notice, was not UTF-8.
+#[test]
+fn a_line_cut_by_the_too_slow_notice_is_still_utf8() {
+    let mut sim = Sim::unthrottled();
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(alice);
+    sim.send(alice, "\u{e9}\u{e9}\u{e9}\n".as_bytes());
+    sim.recv(alice);
+    // Bob's socket takes `alice: ` and the first byte of the first `é`.
+    let mut got = vec![0; 8];
+    assert_eq!(sim.room.transmit(bob, &mut got), 8);
+    for _ in 0..3 {
+        sim.send(alice, "x\n".repeat(100).as_bytes());
+        sim.recv(alice);
     }
-
-    /// A throttled client that used its last token and has the start of a line
-    /// waiting (bytes, no `\n` yet) makes `poll_timeout` return its
-    /// `next_token` (`tokens == 0 && filled > 0`), but `handle_timeout` never
-    /// refills the bucket: `handle_input` returns at "no terminator" before
-    /// `take_token`/`has_token` run. Once that instant passes, `poll_timeout`
-    /// stays in the past and a frontend's loop (`chat-server`'s: sleep until
-    /// `poll_timeout`, `handle_timeout`, pump what `needs_pump` names) never
-    /// sleeps again until that client finishes its line: 100 % CPU. (Before
-    /// commit 907453e, an idle client with an empty bucket did it too: the
-    /// fuzzer found that; the fix, which refills buckets in `handle_timeout`,
-    /// covers this case as well. Kept as a regression test.)
-    #[test]
-    fn a_partial_line_behind_an_empty_bucket_does_not_make_the_frontend_spin() {
-        let mut storage = Box::new(Board::new());
-        let mut room =
-            storage.room(Config { throttle: Some(Throttle { burst: 1, interval_ms: 100 }), ..Config::default() });
-        let alice = line_client(&mut room, "alice", Instant::ZERO); // registering refills the bucket
-                                                                    // One read: a line, which takes the only token, and the start of the
-                                                                    // next one (no terminator yet), which waits in the input buffer.
-        assert_eq!(room.receive(alice, b"hi\ntyping", Instant::ZERO), 9);
-        drain(&mut room, alice);
-        assert_eq!(room.poll_timeout(), Some(Instant::from_millis(100)));
-        let now = Instant::from_millis(100);
-        room.handle_timeout(now);
-        assert!(!room.needs_pump(alice, now));
-        let next = room.poll_timeout();
-        assert!(next.is_none_or(|at| at > now), "poll_timeout {next:?} is not after now (100 ms): the loop spins");
-    }
-
-    /// Since 907453e ("no deadline for a quiet throttled client"),
-    /// `poll_timeout` reports `next_token` for any registered client with
-    /// `tokens == 0` and input waiting, without the `config.throttle.is_some()`
-    /// guard it had. Without flood control (`chat-server --no-throttle`, as
-    /// `chat-bench` runs it) `tokens` is always 0 and `next_token` is
-    /// `Instant::ZERO`, so one client with the start of a line in its buffer
-    /// (bytes without `\n`: a slow typist in character mode, a line split
-    /// across segments, a peer that stops mid-line) makes `poll_timeout`
-    /// `Some(0 ms)` until its line ends: the frontend's loop never sleeps.
-    #[test]
-    fn an_unthrottled_client_with_a_partial_line_does_not_make_the_frontend_spin() {
-        let mut storage = Box::new(Board::new());
-        let mut room = storage.room(Config { throttle: None, ..Config::default() });
-        let alice = line_client(&mut room, "alice", Instant::ZERO);
-        assert_eq!(room.receive(alice, b"typing", Instant::ZERO), 6);
-        drain(&mut room, alice);
-        let now = Instant::from_millis(1000);
-        room.handle_timeout(now);
-        assert!(!room.needs_pump(alice, now));
-        let next = room.poll_timeout();
-        assert!(next.is_none_or(|at| at > now), "poll_timeout {next:?} is not after now (1000 ms): the loop spins");
-    }
-
-    /// `Room::sent` clears `farewell` whatever the number of bytes: after a
-    /// short write (a full socket: exactly the slow reader's case) the rest of
-    /// `*** disconnected: you read more slowly than the room talks and missed
-    /// lines` is never sent.
-    #[test]
-    fn the_too_slow_notice_survives_a_short_write() {
-        let mut storage = Box::new(Board::new());
-        let mut room = storage.room(Config { throttle: None, ..Config::default() });
-        let now = Instant::ZERO;
-        let alice = line_client(&mut room, "alice", now);
-        let bob = line_client(&mut room, "bob", now);
-        drain(&mut room, alice);
-        // Bob talks; alice reads nothing until the log has overwritten her lines.
-        for _ in 0..3 {
-            room.receive(bob, "x\n".repeat(100).as_bytes(), now);
-            drain(&mut room, bob);
-        }
-        // Her socket takes 20 bytes at a time.
-        let mut got = Vec::new();
-        let mut buf = [0; 20];
-        loop {
-            let n = room.transmit(alice, &mut buf);
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(room.poll_close(alice, now), Some(Reason::TooSlow));
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            "*** disconnected: you read more slowly than the room talks and missed lines\n",
-            "the notice was cut after the first write"
-        );
-    }
-
-    /// When a line client that was sent part of a line is dropped as too slow,
-    /// the farewell starts with `\n` to end that line (`Room::farewell`). If
-    /// the write stopped inside a multi-byte character, the line it ends is not
-    /// UTF-8, though PROTOCOL.md promises line clients UTF-8 lines (and the line
-    /// is cut, yet reads as complete).
-    #[test]
-    fn a_line_cut_by_the_too_slow_notice_is_still_utf8() {
-        let mut storage = Box::new(Board::new());
-        let mut room = storage.room(Config { throttle: None, ..Config::default() });
-        let now = Instant::ZERO;
-        let alice = line_client(&mut room, "alice", now);
-        let bob = line_client(&mut room, "bob", now);
-        drain(&mut room, alice);
-        room.receive(alice, "\u{e9}\u{e9}\u{e9}\n".as_bytes(), now);
-        drain(&mut room, alice);
-        // Bob's socket takes `alice: ` and the first byte of the `é`.
-        let mut buf = [0; 8];
-        assert_eq!(room.transmit(bob, &mut buf), 8);
-        let mut got = buf.to_vec();
-        // Alice talks until bob's unread lines are overwritten.
-        for _ in 0..3 {
-            room.receive(alice, "x\n".repeat(100).as_bytes(), now);
-            drain(&mut room, alice);
-        }
-        got.extend(drain(&mut room, bob));
-        assert!(got.ends_with(b"*** disconnected: you read more slowly than the room talks and missed lines\n"));
-        assert!(core::str::from_utf8(&got).is_ok(), "not UTF-8: {:?}", String::from_utf8_lossy(&got));
-    }
+    got.extend(recv_in_pieces(&mut sim, bob, 4096));
+    assert_eq!(
+        String::from_utf8(got).expect("UTF-8"),
+        "alice: \u{e9}\n*** disconnected: you read more slowly than the room talks and missed lines\n"
+    );
 }
 
 // ----- chunking -----------------------------------------------------------------
