@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use tests::{bin, root, ChatServer, Proc};
+use tests::{bin, listening_addr, root, ChatServer, Proc};
 
 /// Runs `chat-bench ARGS --json` to the end (it bounds itself with
 /// `--timeout`); returns its exit code and its JSON line.
@@ -44,13 +44,7 @@ fn assert_clean(code: Option<i32>, json: &str, output: &Output, expected: u64) {
 fn python_server(script: &str) -> (Proc, String) {
     let server =
         Proc::spawn(Command::new("python3").arg(root().join("tests/seed").join(script)).args(["127.0.0.1", "0"]));
-    let first = server.stdout.wait_for("\n");
-    let addr = first
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("listening on "))
-        .unwrap_or_else(|| panic!("{script}'s first line: {first:?}"))
-        .to_string();
+    let addr = listening_addr(&server);
     (server, addr)
 }
 

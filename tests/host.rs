@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tests::{bin, in_ci, root, seed_client, ChatServer, Proc, Raw, WAIT};
+use tests::{bin, in_ci, listening_addr, root, seed_client, ChatServer, Proc, Raw, WAIT};
 
 /// `chat-client` in pipe mode (stdin not a terminal).
 fn chat_client(addr: &str, args: &[&str]) -> Proc {
@@ -99,8 +99,7 @@ fn raw_line_client_gets_the_promised_bytes() {
 #[test]
 fn chat_client_seed_dialect_on_the_tutorial_server() {
     let server = Proc::spawn(Command::new("python3").arg(root().join("tests/seed/server.py")).args(["127.0.0.1", "0"]));
-    let first = server.stdout.wait_for("\n");
-    let addr = first.lines().next().and_then(|l| l.strip_prefix("listening on ")).expect("listening line").to_string();
+    let addr = listening_addr(&server);
     let port = addr.rsplit(':').next().expect("port").to_string();
     let mut neural = seed_client("127.0.0.1", &port, "Neural");
     neural.stdout.wait_for("Connected to server!");

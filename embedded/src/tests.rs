@@ -11,14 +11,14 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use chat_core::{Config, Instant, ROOM_FULL};
+use chat_core::{Config, Instant, Room, ROOM_FULL};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
 use smoltcp::time::Instant as NetInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
-use crate::{Server, Settings, Storage};
+use crate::{Server, Settings, Sockets, Storage};
 
 const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const PORT: u16 = 55555;
@@ -96,7 +96,10 @@ struct Net<'s> {
 }
 
 impl<'s> Net<'s> {
-    fn new(server: Server<'s>, server_end: End, mut end: End) -> Self {
+    /// The server on `room` and `sockets` at one end of a new cable.
+    fn new(room: Room<'s>, sockets: Sockets<'s>) -> Self {
+        let (mut server_end, mut end) = cable();
+        let server = Server::new(&mut server_end, &settings(), Instant::ZERO, room, sockets);
         let mut config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, 2])));
         config.random_seed = 7;
         let mut iface = Interface::new(config, &mut end, NetInstant::ZERO);
@@ -191,10 +194,7 @@ fn settings() -> Settings {
 fn line_clients_chat_and_quit() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let (mut server_end, end) = cable();
-    let server =
-        Server::new(&mut server_end, &settings(), Instant::ZERO, room.room(Config::default()), sockets.sockets());
-    let mut net = Net::new(server, server_end, end);
+    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
@@ -213,10 +213,7 @@ fn line_clients_chat_and_quit() {
 fn the_connection_beyond_capacity_is_told_the_room_is_full() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let (mut server_end, end) = cable();
-    let server =
-        Server::new(&mut server_end, &settings(), Instant::ZERO, room.room(Config::default()), sockets.sockets());
-    let mut net = Net::new(server, server_end, end);
+    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
@@ -238,10 +235,7 @@ fn sockets_are_recycled_past_time_wait() {
     // One client slot and two sockets: every session needs a recycled one.
     let mut room = chat_core::Storage::<1, 64, 8192>::new();
     let mut sockets = Storage::<2, 1024, 1024>::new();
-    let (mut server_end, end) = cable();
-    let server =
-        Server::new(&mut server_end, &settings(), Instant::ZERO, room.room(Config::default()), sockets.sockets());
-    let mut net = Net::new(server, server_end, end);
+    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
 
     for round in 0..50 {
         let nick = std::format!("r{round}");
@@ -257,10 +251,7 @@ fn sockets_are_recycled_past_time_wait() {
 fn a_reset_connection_leaves_the_room_at_once() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let (mut server_end, end) = cable();
-    let server =
-        Server::new(&mut server_end, &settings(), Instant::ZERO, room.room(Config::default()), sockets.sockets());
-    let mut net = Net::new(server, server_end, end);
+    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let bob = net.join("bob");
@@ -278,10 +269,7 @@ fn a_reset_connection_leaves_the_room_at_once() {
 fn an_idle_server_has_no_deadline() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let (mut server_end, end) = cable();
-    let server =
-        Server::new(&mut server_end, &settings(), Instant::ZERO, room.room(Config::default()), sockets.sockets());
-    let mut net = Net::new(server, server_end, end);
+    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
     assert_eq!(net.step(), None, "nothing connected, nothing to wake up for");
 
     // A client that spent its flood-control burst and went quiet: the room

@@ -182,6 +182,18 @@ impl Drop for Proc {
     }
 }
 
+/// The address a server says it listens on: its first line on stdout is
+/// `listening on ADDR` (chat-server, tap-server, the Python servers).
+pub fn listening_addr(server: &Proc) -> String {
+    let first = server.stdout.wait_for("\n");
+    first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("listening on "))
+        .unwrap_or_else(|| panic!("a server's first line: {first:?}"))
+        .to_string()
+}
+
 /// A `chat-server` on an ephemeral loopback port.
 pub struct ChatServer {
     pub proc: Proc,
@@ -194,13 +206,7 @@ impl ChatServer {
         let mut command = Command::new(bin("host", "chat-server"));
         command.args(["--listen", "127.0.0.1:0"]).args(args);
         let proc = Proc::spawn(&mut command);
-        let first = proc.stdout.wait_for("\n");
-        let addr = first
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("listening on "))
-            .unwrap_or_else(|| panic!("chat-server's first line: {first:?}"))
-            .to_string();
+        let addr = listening_addr(&proc);
         ChatServer { proc, addr }
     }
 
