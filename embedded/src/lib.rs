@@ -16,7 +16,7 @@
 //!   first, smoltcp would keep it in TIME-WAIT for 10 s, and a burst of
 //!   short sessions would find no socket listening, so TIME-WAIT is
 //!   skipped; a peer that never finishes closing is reset after
-//!   [`LINGER_MS`].
+//!   [`LINGER`].
 //! - Memory comes from the caller ([`Sockets`], or [`Storage`] for a
 //!   `static`), time too (a [`chat_core::Instant`] in milliseconds), and
 //!   [`Server::poll`] says when it next has something to do, so a loop can
@@ -57,4 +57,4 @@ mod server;
 mod tests;
 
 pub use conn::TcpConn;
-pub use server::{Server, Settings, Slot, Sockets, Storage, LINGER_MS, MIN_BUFFER};
+pub use server::{Server, Settings, Slot, Sockets, Storage, LINGER, MIN_BUFFER};

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chat_core::{Client, Config, Instant, Line, Room};
+use chat_core::{ClientStorage, Config, Instant, LineStorage, Room};
 use clap::Parser;
 use embedded::{Server, Settings, Slot, Sockets};
 use log::{info, warn};
@@ -30,10 +30,6 @@ const TX_BUFFER: usize = 8192;
 /// disconnected as too slow.
 const LOG_BYTES: usize = 256 * 1024;
 const LOG_LINES: usize = 4096;
-
-/// How long a shutdown waits for the clients' last lines to go out (the
-/// room's drain timeout).
-const SHUTDOWN_MS: u64 = 2_000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -112,8 +108,8 @@ fn run(args: &Args) -> Result<(), String> {
 
     let capacity = usize::from(args.clients);
     let sockets = capacity + 1;
-    let mut clients = vec![Client::EMPTY; capacity];
-    let mut lines = vec![Line::EMPTY; LOG_LINES];
+    let mut clients = vec![ClientStorage::EMPTY; capacity];
+    let mut lines = vec![LineStorage::EMPTY; LOG_LINES];
     let mut bytes = vec![0; LOG_BYTES];
     let config =
         Config { throttle: if args.no_throttle { None } else { Config::default().throttle }, ..Config::default() };
@@ -135,22 +131,25 @@ fn run(args: &Args) -> Result<(), String> {
     info!("{listening} ({} clients, TAP device {})", capacity, args.tap);
 
     let fds = [device.as_raw_fd(), signals.as_raw_fd()];
-    // When a shutdown started: it ends when the room is empty or after
-    // SHUTDOWN_MS.
+    // When a shutdown started: it ends when the room is empty or after the
+    // room's drain timeout.
     let mut stopping: Option<Instant> = None;
     loop {
         let at = now();
         let next = server.poll(at, &mut device);
         if let Some(since) = stopping {
-            if server.room().is_empty() || at >= since + SHUTDOWN_MS {
+            if server.room().is_empty() || at >= since + server.room().config().drain_timeout {
                 break;
             }
         }
         let deadline = match stopping {
-            Some(since) => Some(next.map_or(since + SHUTDOWN_MS, |next| next.min(since + SHUTDOWN_MS))),
+            Some(since) => {
+                let drained = since + server.room().config().drain_timeout;
+                Some(next.map_or(drained, |next| next.min(drained)))
+            }
             None => next,
         };
-        let signalled = wait(fds, deadline.map(|deadline| at.until(deadline)))
+        let signalled = wait(fds, deadline.map(|deadline| at.until(deadline).millis()))
             .map_err(|e| format!("cannot wait for the TAP device: {e}"))?;
         if signalled {
             drain(&signals);

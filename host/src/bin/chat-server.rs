@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
-use chat_core::{Config, Throttle};
+use chat_core::{Config, Duration, Throttle};
 use clap::Parser;
 use host::server::{Options, Server, Storage};
 
@@ -70,9 +70,9 @@ fn main() -> ExitCode {
         capacity: usize::from(cli.capacity),
         ring_bytes: cli.ring as usize,
         config: Config {
-            registration_timeout_ms: cli.registration_timeout * 1000,
+            registration_timeout: Duration::from_secs(cli.registration_timeout),
             throttle: (!cli.no_throttle)
-                .then_some(Throttle { burst: cli.burst, interval_ms: 1000 / u64::from(cli.rate) }),
+                .then_some(Throttle { burst: cli.burst, interval: Duration::from_millis(1000 / u64::from(cli.rate)) }),
             ..Config::default()
         },
     };
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         options.capacity,
         options.ring_bytes / 1024,
         match options.config.throttle {
-            Some(t) => format!("{} lines then {}/s", t.burst, 1000 / t.interval_ms),
+            Some(t) => format!("{} lines then {}/s", t.burst, 1000 / t.interval.millis().max(1)),
             None => "off".to_string(),
         }
     );
