@@ -6,6 +6,7 @@ extern crate std;
 
 use std::boxed::Box;
 use std::string::String;
+use std::string::ToString;
 use std::vec::Vec;
 use std::{format, vec};
 
@@ -1076,4 +1077,11 @@ fn the_slow_down_notice_comes_once_per_episode() {
     sim.tick(5_000);
     sim.send(alice, b"5\n6\n7\n");
     assert_eq!(sim.recv(alice), format!("alice: 5\nalice: 6\n{slow_down}"));
+}
+
+#[test]
+fn the_smallest_log_holds_two_of_the_longest_lines() {
+    let longest = format!("-> *{}* {}\n", "n".repeat(MAX_NICK), "t".repeat(MAX_LINE));
+    assert_eq!(Room::MIN_LOG_BYTES, 2 * longest.len());
+    assert_eq!(NickError::TooLong.to_string(), format!("it is longer than {MAX_NICK} bytes"));
 }

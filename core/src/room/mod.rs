@@ -212,6 +212,11 @@ pub struct Room<'a> {
 type Text = String<MAX_OUT>;
 
 impl<'a> Room<'a> {
+    /// The smallest log a room takes: two of the longest lines it stores
+    /// (`-> *{32-byte nick}* {512-byte text}\n`, 551 bytes), so that a line
+    /// being read never stands in the way of the next one.
+    pub const MIN_LOG_BYTES: usize = 2 * MAX_OUT;
+
     /// A room for `clients.len()` clients whose log keeps up to `lines.len()`
     /// lines in `bytes`.
     ///
@@ -219,8 +224,8 @@ impl<'a> Room<'a> {
     ///
     /// If `clients` is empty or has more than [`ClientId::MAX_SLOTS`]
     /// slots, if `lines` has fewer than 2 entries, or if `bytes` cannot hold
-    /// two of the longest lines (1,110 bytes): those are configuration
-    /// errors, not conditions a peer can cause.
+    /// two of the longest lines ([`Room::MIN_LOG_BYTES`]): those are
+    /// configuration errors, not conditions a peer can cause.
     pub fn new(
         clients: &'a mut [ClientStorage],
         lines: &'a mut [LineStorage],
@@ -233,7 +238,7 @@ impl<'a> Room<'a> {
             ClientId::MAX_SLOTS
         );
         assert!(lines.len() >= 2, "a room's log needs at least 2 lines");
-        assert!(bytes.len() >= 2 * MAX_OUT, "a room's log needs at least {} bytes", 2 * MAX_OUT);
+        assert!(bytes.len() >= Self::MIN_LOG_BYTES, "a room's log needs at least {} bytes", Self::MIN_LOG_BYTES);
         for cell in clients.iter_mut() {
             cell.client.state = State::Free;
         }
