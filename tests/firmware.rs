@@ -88,6 +88,12 @@ struct Board {
 }
 
 impl Clients for Board {
+    /// The board keeps the protocol's default: the last 20 lines, as far
+    /// as its 4 KiB log still has them.
+    fn replays_history(&self) -> bool {
+        true
+    }
+
     fn ns(&self) -> &Netns {
         &self.ns
     }

@@ -112,6 +112,11 @@ impl Setup {
         let ns = Netns::for_test(test)?;
         let mut command = ns.command(tap_server());
         command.args(["--tap", TAP, "--address", SERVER_ADDRESS, "--port", PORT]).args(args);
+        // History on join is off unless a test asks for it: the transcripts
+        // stay what they test.
+        if !args.contains(&"--history") {
+            command.args(["--history", "0"]);
+        }
         let server = Proc::spawn(&mut command);
         server.stdout.wait_for(&format!("listening on {SERVER_IP}:{PORT}\n"));
         Some(Setup { server, ns })

@@ -86,13 +86,20 @@ struct Sim {
 }
 
 impl Sim {
+    /// A room with the protocol's defaults, but no history on join: the
+    /// tests of history say so.
     fn new() -> Sim {
         Sim::with(Config::default())
     }
 
     fn with(config: Config) -> Sim {
         let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
-        Sim::in_room(storage.room(config))
+        Sim::in_room(storage.room(Config { history: 0, ..config }))
+    }
+
+    fn with_history(lines: u16) -> Sim {
+        let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
+        Sim::in_room(storage.room(Config { history: lines, ..Config::default() }))
     }
 
     fn in_room(room: Room<'static>) -> Sim {
@@ -211,6 +218,15 @@ impl Sim {
     /// Everything pending for a client, as one string.
     fn recv(&mut self, id: ClientId) -> String {
         self.writes(id).concat()
+    }
+
+    /// A line client joining a room that may have history for it.
+    fn line_client_after_history(&mut self, nick: &str) -> ClientId {
+        let id = self.connect();
+        self.send(id, format!("{nick}\n").as_bytes());
+        let got = self.recv(id);
+        assert!(got.starts_with(&format!("{nick} joined!\nConnected to server!\n")), "{got}");
+        id
     }
 
     fn line_client(&mut self, nick: &str) -> ClientId {
@@ -527,7 +543,7 @@ fn who_lists_registered_clients_only() {
 #[test]
 fn who_reply_stays_within_the_line_limit() {
     let storage: &'static mut Storage<100, 512, 65536> = Box::leak(Box::new(Storage::new()));
-    let mut sim = Sim::in_room(storage.room(Config::default()));
+    let mut sim = Sim::in_room(storage.room(Config { history: 0, ..Config::default() }));
     let ids: Vec<_> = (0..100).map(|i| sim.line_client(&format!("somebody_with_a_long_name_{i:03}"))).collect();
     sim.recv(ids[0]);
     sim.send(ids[0], b"/who\n");
@@ -1084,4 +1100,67 @@ fn the_smallest_log_holds_two_of_the_longest_lines() {
     let longest = format!("-> *{}* {}\n", "n".repeat(MAX_NICK), "t".repeat(MAX_LINE));
     assert_eq!(Room::MIN_LOG_BYTES, 2 * longest.len());
     assert_eq!(NickError::TooLong.to_string(), format!("it is longer than {MAX_NICK} bytes"));
+}
+
+// ----- history on join ----------------------------------------------------------
+
+#[test]
+fn a_line_client_joining_is_replayed_the_room_s_last_lines_between_two_notices() {
+    let mut sim = Sim::with_history(3);
+    let alice = sim.line_client("alice");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    sim.send(alice, b"one\n/me waves\n/msg bob a secret\ntwo\n");
+    sim.recv(bob);
+    let carol = sim.connect();
+    sim.send(carol, b"carol\n");
+    assert_eq!(
+        sim.recv(carol),
+        "carol joined!\nConnected to server!\n\
+         *** history: the last 3 lines of the room\n\
+         alice: one\n* alice waves\nalice: two\n\
+         *** end of history\n",
+        "broadcast lines only: the private line to bob is not replayed"
+    );
+    assert_eq!(sim.recv(alice).lines().last(), Some("carol joined!"), "others see no replay");
+}
+
+#[test]
+fn history_replays_what_there_is_and_nothing_in_an_empty_room() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.connect();
+    sim.send(alice, b"alice\n");
+    assert_eq!(sim.recv(alice), "alice joined!\nConnected to server!\n", "nothing to replay, no notices");
+    sim.send(alice, b"hello\n");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    assert_eq!(
+        sim.recv(bob),
+        "bob joined!\nConnected to server!\n*** history: the last 2 lines of the room\n\
+         alice joined!\nalice: hello\n*** end of history\n"
+    );
+}
+
+#[test]
+fn seed_clients_get_no_history_and_history_0_turns_it_off() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.line_client_after_history("alice");
+    sim.send(alice, b"hello\n");
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!"]);
+
+    let mut quiet = Sim::new();
+    let alice = quiet.line_client("alice");
+    quiet.send(alice, b"hello\n");
+    let bob = quiet.connect();
+    quiet.send(bob, b"bob\n");
+    assert_eq!(quiet.recv(bob), "bob joined!\nConnected to server!\n");
+}
+
+#[test]
+fn history_never_parses_as_chat_framing() {
+    for notice in ["*** history: the last 3 lines of the room", "*** history: the last line of the room"] {
+        assert!(!parses_as_chat(notice));
+    }
+    assert!(!parses_as_chat(str::from_utf8(crate::wire::HISTORY_END).unwrap().trim_end()));
 }

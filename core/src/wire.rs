@@ -48,6 +48,14 @@ pub const SHUTDOWN: &[u8] = b"*** the server is shutting down\n";
 pub const SLOW_DOWN: &[u8] =
     b"*** slow down: you are sending faster than the room allows; your lines are held, not lost\n";
 
+/// What ends the lines a newcomer is replayed from before it joined; they
+/// start with `*** history: the last {n} lines of the room`. A bot can skip
+/// what is between the two.
+pub const HISTORY_END: &[u8] = b"*** end of history\n";
+
+/// How many of the room's last lines a newcomer is replayed by default.
+pub const DEFAULT_HISTORY: u16 = 20;
+
 /// The longest line a client may send, in bytes, without its terminator.
 /// RFC 1459's 512 is what chat software and its users expect.
 pub const MAX_LINE: usize = 512;
@@ -90,7 +98,7 @@ mod test {
 
     #[test]
     fn notices_end_in_a_newline_and_cannot_parse_as_chat() {
-        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN] {
+        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END] {
             assert!(notice.starts_with(NOTICE.as_bytes()) && notice.ends_with(b"\n"));
         }
     }

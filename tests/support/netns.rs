@@ -206,6 +206,12 @@ pub trait Clients {
     /// The namespace the server runs in.
     fn ns(&self) -> &Netns;
 
+    /// Whether the server replays history to a line client that joins a
+    /// room that has had lines.
+    fn replays_history(&self) -> bool {
+        false
+    }
+
     /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
     fn seed_client(&self, nick: &str) -> Proc {
         let script = root().join("tests/seed/client.py");
@@ -225,7 +231,11 @@ pub trait Clients {
         let mut seen = Transcript::new(nick, &proc.stdout);
         seen.see("NICK");
         proc.type_in(&format!("{nick}\n"));
-        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        if self.replays_history() {
+            seen.see_joined_with_history(nick);
+        } else {
+            seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        }
         (proc, seen)
     }
 }

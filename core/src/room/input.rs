@@ -260,8 +260,14 @@ impl Room<'_> {
         }
         client.nick = nick;
         let nick = client.nick.clone();
+        let dialect = client.dialect;
         self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), JOINED.as_bytes(), b"\n"]);
         self.push(Recipient::One(id), &[CONNECTED.as_bytes(), b"\n"]);
+        // The tutorial's client would print the notices as chat: its
+        // transcript stays as the tutorial shows it.
+        if dialect != Dialect::Seed {
+            self.replay_history(id, next);
+        }
     }
 }
 

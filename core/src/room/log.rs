@@ -3,7 +3,7 @@
 
 use super::farewell::Farewell;
 use super::*;
-use crate::wire::{seed_ascii, GREETING};
+use crate::wire::{seed_ascii, GREETING, HISTORY_END};
 
 impl Room<'_> {
     // ----- the log ----------------------------------------------------------
@@ -47,6 +47,41 @@ impl Room<'_> {
             self.announcing = false;
         }
         seq
+    }
+
+    /// Sends a newcomer the room's last [`Config::history`] broadcast lines
+    /// from before `before` (its own `joined!`), as lines for it alone
+    /// between two notices. Others' private lines are never among them.
+    pub(super) fn replay_history(&mut self, id: ClientId, before: u64) {
+        let wanted = usize::from(self.config.history);
+        let mut from = before;
+        let mut found = 0;
+        while found < wanted && from > self.ring.first() {
+            from -= 1;
+            if self.ring.line(from).to() == Recipient::Everyone {
+                found += 1;
+            }
+        }
+        if found == 0 {
+            return;
+        }
+        match found {
+            1 => self.notice(id, format_args!("*** history: the last line of the room")),
+            n => self.notice(id, format_args!("*** history: the last {n} lines of the room")),
+        }
+        for seq in from..before {
+            // Copying a line may push the oldest ones out of the log: what
+            // is gone is gone, the rest is still replayed in order.
+            if seq < self.ring.first() || self.ring.line(seq).to() != Recipient::Everyone {
+                continue;
+            }
+            let mut line = Text::new();
+            let text = self.ring.text(self.ring.line(seq));
+            // A stored line is at most MAX_OUT bytes of UTF-8: it fits.
+            let _ = line.push_str(core::str::from_utf8(text).unwrap_or_default());
+            self.push(Recipient::One(id), &[line.as_bytes()]);
+        }
+        self.push(Recipient::One(id), &[HISTORY_END]);
     }
 
     /// Lines before `first` are about to be overwritten: every client still

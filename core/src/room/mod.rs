@@ -25,7 +25,7 @@ use crate::fmt::debug;
 use crate::nick::MAX_NICK;
 use crate::ring::{Cursor, LineStorage, Recipient, Ring};
 use crate::time::{Duration, Instant};
-use crate::wire::{Dialect, MAX_LINE, SHUTDOWN};
+use crate::wire::{Dialect, DEFAULT_HISTORY, MAX_LINE, SHUTDOWN};
 
 mod bucket;
 mod commands;
@@ -66,6 +66,10 @@ pub struct Config {
     /// notice) may take to go out before the connection is closed anyway.
     /// Default 2 s.
     pub drain_timeout: Duration,
+    /// How many of the room's last broadcast lines a line client is sent
+    /// when it joins (whatever of them is still in the log); 0 sends none.
+    /// Seed clients get none. Default 20.
+    pub history: u16,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             seed_grace: Duration::from_millis(250),
             throttle: Some(Throttle::default()),
             drain_timeout: Duration::from_secs(2),
+            history: DEFAULT_HISTORY,
         }
     }
 }

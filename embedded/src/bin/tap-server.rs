@@ -77,6 +77,10 @@ struct Args {
     /// 5 lines at once, then 2 a second.
     #[arg(long)]
     no_throttle: bool,
+
+    /// Lines of the room a line client is replayed when it joins (0: none).
+    #[arg(long, default_value_t = chat_core::wire::DEFAULT_HISTORY)]
+    history: u16,
 }
 
 fn main() -> ExitCode {
@@ -111,8 +115,11 @@ fn run(args: &Args) -> Result<(), String> {
     let mut clients = vec![ClientStorage::EMPTY; capacity];
     let mut lines = vec![LineStorage::EMPTY; LOG_LINES];
     let mut bytes = vec![0; LOG_BYTES];
-    let config =
-        Config { throttle: if args.no_throttle { None } else { Config::default().throttle }, ..Config::default() };
+    let config = Config {
+        throttle: if args.no_throttle { None } else { Config::default().throttle },
+        history: args.history,
+        ..Config::default()
+    };
     let room = Room::new(&mut clients, &mut lines, &mut bytes, config);
     let mut storage: Vec<SocketStorage> = (0..sockets).map(|_| SocketStorage::EMPTY).collect();
     let mut slots = vec![Slot::EMPTY; sockets];

@@ -38,6 +38,10 @@ struct Cli {
     #[arg(long)]
     no_throttle: bool,
 
+    /// Lines of the room a line client is replayed when it joins (0: none).
+    #[arg(long, default_value_t = chat_core::wire::DEFAULT_HISTORY)]
+    history: u16,
+
     /// Seconds a connection may take to choose a nickname.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     registration_timeout: u64,
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
             registration_timeout: Duration::from_secs(cli.registration_timeout),
             throttle: (!cli.no_throttle)
                 .then_some(Throttle { burst: cli.burst, interval: Duration::from_millis(1000 / u64::from(cli.rate)) }),
+            history: cli.history,
             ..Config::default()
         },
     };
