@@ -103,6 +103,7 @@ fn a_scale_run_reads_the_servers_cpu_time() {
     assert!(json.contains(&format!("\"server_cpu\":{{\"pid\":{pid},")), "{json}");
     assert_eq!(field(&json, "deliveries"), 900);
     assert!(json.contains("\"ms_per_1000_deliveries\":"), "{json}");
+    assert!(json.contains("\"bench_cpu\":{\"pid\":"), "the bench's own CPU time: {json}");
 }
 
 #[test]

@@ -78,8 +78,10 @@ Modes:
 With --server-pid, in any mode but --ceiling, the server's CPU time (utime +
 stime of /proc/PID/stat, in 10 ms ticks) is read just before the first
 message and at the end of the run, and reported in all and per 1,000
-deliveries. A scale run is a paced run with a few speakers among many
-clients: --clients 10000 --speakers 10 --rate 2 --messages 20 --server-pid PID.
+deliveries; the bench's own CPU time too (it is one thread: near 1,000 ms
+a second, latencies are partly its own). A scale run is a paced run with a
+few speakers among many clients: --clients 10000 --speakers 10 --rate 2
+--messages 20 --server-pid PID.
 
 The open-file soft limit is raised to the hard limit. The bench's sockets
 keep the system's defaults (Nagle and delayed ACKs on) unless --nodelay.";
@@ -287,10 +289,16 @@ fn main() -> ExitCode {
         }
     };
     let before = cli.server_pid.and_then(read);
-    let mut at_messages = None;
-    let report = bench::run(&plan, &mut || at_messages = cli.server_pid.and_then(read));
+    // The bench's own process is read with the server's.
+    let me = cli.server_pid.map(|_| std::process::id());
+    let (mut at_messages, mut me_at_messages) = (None, None);
+    let report = bench::run(&plan, &mut || {
+        at_messages = cli.server_pid.and_then(read);
+        me_at_messages = me.and_then(read);
+    });
     // Read only if the messages started: the CPU window is theirs.
     let after = at_messages.and(cli.server_pid).and_then(read);
+    let me_after = me_at_messages.and(me).and_then(read);
 
     let mut rows = report.rows();
     let mut output = RunOutput {
@@ -299,6 +307,7 @@ fn main() -> ExitCode {
         report: &report,
         server_rss: None,
         server_cpu: None,
+        bench_cpu: None,
         ceiling: None,
         of_ceiling: None,
     };
@@ -321,8 +330,13 @@ fn main() -> ExitCode {
     }
     if let (Some(pid), Some(before), Some(after)) = (cli.server_pid, at_messages, after) {
         let cpu = Cpu::new(pid, before, after, report.counts.deliveries);
-        rows.push(cpu.row());
+        rows.push(cpu.row("server"));
         output.server_cpu = Some(cpu);
+    }
+    if let (Some(pid), Some(before), Some(after)) = (me, me_at_messages, me_after) {
+        let cpu = Cpu::new(pid, before, after, report.counts.deliveries);
+        rows.push(cpu.row("bench"));
+        output.bench_cpu = Some(cpu);
     }
     if cli.with_ceiling && ok {
         match bench::ceiling(clients, plan.messages, plan.size, cli.batch as usize) {
@@ -368,6 +382,8 @@ struct RunOutput<'r> {
     server_rss: Option<Memory>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_cpu: Option<Cpu>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bench_cpu: Option<Cpu>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ceiling: Option<Ceiling>,
     #[serde(skip_serializing_if = "Option::is_none")]

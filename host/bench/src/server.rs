@@ -1,6 +1,7 @@
 //! The server's use of the machine, read from `/proc/PID` when the command
 //! line names its process (`--server-pid`): resident memory per registered
-//! client, and CPU time per delivery. Linux only, like the rest of the
+//! client, and CPU time per delivery (the bench's own too, to tell whose
+//! time a latency is). Linux only, like the rest of the
 //! bench's figures.
 
 use std::io;
@@ -81,8 +82,10 @@ impl Memory {
     }
 }
 
-/// The server's CPU time (user + system) from just before the first
-/// message to the end of the run, and per 1,000 deliveries.
+/// A process's CPU time (user + system) from just before the first message
+/// to the end of the run, and per 1,000 deliveries: the server's, and the
+/// bench's own (one thread: when it is near 1,000 ms a second, the latencies
+/// are partly the bench's).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Cpu {
     pub pid: u32,
@@ -98,10 +101,11 @@ impl Cpu {
         Cpu { pid, ms, deliveries, ms_per_1000_deliveries: per_1000 }
     }
 
-    pub fn row(&self) -> (String, String) {
+    /// A row of the table, named `{who} CPU`.
+    pub fn row(&self, who: &str) -> (String, String) {
         let per_1000 = self.ms_per_1000_deliveries.map_or("n/a".to_string(), |ms| format!("{ms:.4}"));
         (
-            "server CPU".to_string(),
+            format!("{who} CPU"),
             format!(
                 "{:.0} ms user+system over the messages, {} deliveries: {per_1000} ms per 1,000 (10 ms ticks)",
                 self.ms, self.deliveries
