@@ -284,7 +284,7 @@ fn main() -> ExitCode {
     let read = |pid: u32| match Reading::of(pid) {
         Ok(reading) => Some(reading),
         Err(e) => {
-            eprintln!("chat-bench: cannot read the server's process: {e}");
+            eprintln!("chat-bench: cannot read /proc/{pid}: {e}");
             None
         }
     };
