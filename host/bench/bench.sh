@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every figure of BENCHMARKS.md in one run (about 6 minutes):
+# Reproduces every figure of BENCHMARKS.md in one run (about 7 minutes):
 #
 #   host/bench/bench.sh [RUNS] [SECTION...]
 #
