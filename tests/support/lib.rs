@@ -19,11 +19,15 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The path of a binary of the workspace, built (debug) on first use.
+/// The path of a binary of the workspace, built (debug) on first use for
+/// `host` (chat-server, chat-client) and `bench` (chat-bench).
 pub fn bin(package: &str, name: &str) -> PathBuf {
     static BUILD_HOST: Once = Once::new();
-    if package == "host" {
-        BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"]));
+    static BUILD_BENCH: Once = Once::new();
+    match package {
+        "host" => BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"])),
+        "bench" => BUILD_BENCH.call_once(|| build(&["-p", "bench", "--bins"])),
+        _ => {}
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     target.join("debug").join(name)
