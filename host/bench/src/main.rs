@@ -132,7 +132,7 @@ struct Cli {
 
     /// How the clients speak: `line` (like nc) or `seed` (like the
     /// tutorial's Python client).
-    #[arg(short, long, value_enum, default_value_t = Dialect::Line)]
+    #[arg(short, long, value_parser = bench::parse_dialect, default_value = "line")]
     dialect: Dialect,
 
     /// Only the first K clients send messages [default: all; 10 with

@@ -5,38 +5,44 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chat_core::wire::CONNECTED;
 use serde::Serialize;
 
 use crate::message;
 
-/// How the bench's clients talk to the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
-    /// Like `nc`: the nickname and each message is a line ending in `\n`.
-    Line,
-    /// Like the tutorial's Python client: the bare nickname, then each
-    /// message as `{nick}: {text}` in one write with no terminator.
-    Seed,
+/// How the bench's clients talk to the server: the core's dialects, by the
+/// names the command line and the reports use.
+pub use chat_core::Dialect;
+
+/// A dialect's name on the command line and in reports.
+pub fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Seed => "seed",
+        _ => "line",
+    }
 }
 
-impl Dialect {
-    /// Its name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::Line => "line",
-            Dialect::Seed => "seed",
-        }
+/// The dialect named `name` (`line` or `seed`), for the command line.
+pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name {
+        "line" => Ok(Dialect::Line),
+        "seed" => Ok(Dialect::Seed),
+        other => Err(format!("unknown dialect {other:?}: `line` or `seed`")),
     }
+}
 
-    /// What the server says once a client is registered. chat-server's seed
-    /// dialect, like the tutorial's server, sends it with no terminator.
-    pub fn registered(self) -> &'static [u8] {
-        match self {
-            Dialect::Line => b"Connected to server!\n",
-            Dialect::Seed => b"Connected to server!",
-        }
+/// What the server says once a client is registered. chat-server's seed
+/// dialect, like the tutorial's server, sends it with no terminator.
+pub fn registered(dialect: Dialect) -> Vec<u8> {
+    let mut line = CONNECTED.as_bytes().to_vec();
+    if dialect != Dialect::Seed {
+        line.push(b'\n');
     }
+    line
+}
+
+fn serialize_dialect<S: serde::Serializer>(dialect: &Dialect, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(dialect_name(*dialect))
 }
 
 /// What a run is asked to do. Serialised (its shape only, not how the bench
@@ -45,6 +51,7 @@ impl Dialect {
 pub struct Plan {
     /// The server.
     pub addr: SocketAddr,
+    #[serde(serialize_with = "serialize_dialect")]
     pub dialect: Dialect,
     /// Clients connected and registered; each must receive every message.
     pub clients: usize,

@@ -119,7 +119,7 @@ impl Report {
                     plan.speakers,
                     plan.messages,
                     plan.size,
-                    plan.dialect.name()
+                    crate::plan::dialect_name(plan.dialect)
                 ),
             ),
             ("registered", format!("{} in {:.3} s", timing.registered, timing.register_secs)),

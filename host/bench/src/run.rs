@@ -21,6 +21,7 @@ use crate::ledger::{Delivery, Ledger};
 use crate::message::{Format, Names, Piece, Pieces, Verdict};
 use crate::plan::{Dialect, Plan};
 use crate::report::{sample, Latencies, Report, Samples, Timing};
+use chat_core::wire::GREETING;
 
 /// Bytes one `read` may return: reads are batched.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
@@ -31,7 +32,7 @@ const AFTERGLOW: Duration = Duration::from_millis(200);
 
 /// chat-server's answer to a newcomer when every slot is taken (without its
 /// line end, which a seed-dialect stream may not have yet).
-const ROOM_FULL: &[u8] = chat_core::ROOM_FULL.trim_ascii_end();
+const ROOM_FULL: &[u8] = chat_core::wire::ROOM_FULL.trim_ascii_end();
 
 /// The progress bar appears only once a run has taken this long.
 const PROGRESS_AFTER: Duration = Duration::from_secs(2);
@@ -227,7 +228,7 @@ pub fn run(plan: &Plan, registered: &mut dyn FnMut()) -> Report {
         stage: Stage::Registering,
         roster: Roster::default(),
         sending: Sending { period_us: plan.rate.map_or(0.0, |r| 1e6 / r), ..Sending::default() },
-        markers: Markers { registered: memmem::Finder::new(plan.dialect.registered()).into_owned(), sync },
+        markers: Markers { registered: memmem::Finder::new(&crate::plan::registered(plan.dialect)).into_owned(), sync },
         last_delivery: None,
         last_input: start,
         ledger,
@@ -363,8 +364,8 @@ impl Bench<'_> {
                 if !self.roster.sync_sent {
                     self.roster.sync_sent = true;
                     let line = match self.plan.dialect {
-                        Dialect::Line => format!("[sync {}]\n", self.format.names.tag()),
                         Dialect::Seed => format!("{}: [sync {}]", self.nick(0), self.format.names.tag()),
+                        _ => format!("[sync {}]\n", self.format.names.tag()),
                     };
                     self.clients[0].out.extend_from_slice(line.as_bytes());
                     self.flush(0);
@@ -587,7 +588,7 @@ impl Bench<'_> {
             match self.clients[i].phase {
                 Phase::Nick => {
                     let n = rest.len().min(4);
-                    if rest[..n] != b"NICK"[..n] {
+                    if rest[..n] != GREETING[..n] {
                         self.fail(i, "expected NICK", rest);
                         return data.len();
                     }
