@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tests::{bin, build};
+use tests::bin;
 
 /// The room's flags, the same in `chat-server` and `tap-server`.
 const ROOM_FLAGS: [&str; 6] = ["--capacity", "--ring", "--burst", "--rate", "--no-throttle", "--registration-timeout"];
 
 fn tap_server() -> PathBuf {
-    build(&["-p", "embedded", "--bin", "tap-server"]);
     bin("embedded", "tap-server")
 }
 

@@ -12,14 +12,13 @@
 //! writes, but never across a step the test waited for.
 
 use std::path::PathBuf;
-use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::netns::{
     chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
 };
-use tests::{bin, build, Proc, Transcript};
+use tests::{bin, Proc, Transcript};
 
 /// What a client beyond capacity gets, and nothing else.
 const ROOM_FULL: &str = "*** the room is full, try again later\n";
@@ -88,8 +87,6 @@ print("ok %d" % rounds, flush=True)
 
 /// `tap-server`, built once per test run.
 fn tap_server() -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| build(&["-p", "embedded", "--bin", "tap-server"]));
     bin("embedded", "tap-server")
 }
 

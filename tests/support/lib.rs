@@ -22,8 +22,11 @@ pub fn root() -> PathBuf {
 /// The path of a binary of the workspace, built (debug) on first use.
 pub fn bin(package: &str, name: &str) -> PathBuf {
     static BUILD_HOST: Once = Once::new();
-    if package == "host" {
-        BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"]));
+    static BUILD_EMBEDDED: Once = Once::new();
+    match package {
+        "host" => BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"])),
+        "embedded" => BUILD_EMBEDDED.call_once(|| build(&["-p", "embedded", "--bins"])),
+        _ => {}
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     target.join("debug").join(name)
