@@ -20,13 +20,16 @@ pub fn root() -> PathBuf {
 }
 
 /// The path of a binary of the workspace, built (debug) on first use for
-/// `host` (chat-server, chat-client) and `bench` (chat-bench).
+/// `host` (chat-server, chat-client), `bench` (chat-bench) and `embedded`
+/// (tap-server).
 pub fn bin(package: &str, name: &str) -> PathBuf {
     static BUILD_HOST: Once = Once::new();
     static BUILD_BENCH: Once = Once::new();
+    static BUILD_EMBEDDED: Once = Once::new();
     match package {
         "host" => BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"])),
         "bench" => BUILD_BENCH.call_once(|| build(&["-p", "bench", "--bins"])),
+        "embedded" => BUILD_EMBEDDED.call_once(|| build(&["-p", "embedded", "--bins"])),
         _ => {}
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
