@@ -160,7 +160,11 @@ impl Sim {
     }
 
     fn connect(&mut self) -> ClientId {
-        let id = self.room.accept(self.now).expect("room has space");
+        self.connect_from(None)
+    }
+
+    fn connect_from(&mut self, peer: Option<core::net::IpAddr>) -> ClientId {
+        let id = self.room.accept(self.now, peer).expect("room has space");
         self.peers[id.index()] = Peer::default();
         self.pump(id);
         self.step();
@@ -691,7 +695,7 @@ fn registration_timeout_closes_silent_connections() {
     assert_eq!(sim.recv(silent), "*** no nickname after 30 s, closing\n");
     assert_eq!(sim.close(silent), Some(Reason::RegistrationTimeout));
     assert_eq!(sim.recv(alice), "", "the room does not notice");
-    assert!(sim.room.accept(sim.now).is_ok(), "the slot is free again");
+    assert!(sim.room.accept(sim.now, None).is_ok(), "the slot is free again");
 }
 
 #[test]
@@ -749,7 +753,7 @@ fn flooder_is_throttled_not_dropped() {
 fn a_full_room_refuses_politely() {
     let mut sim = Sim::new();
     let ids: Vec<_> = (0..8).map(|i| sim.line_client(&format!("u{i}"))).collect();
-    assert_eq!(sim.room.accept(sim.now), Err(RoomFull));
+    assert_eq!(sim.room.accept(sim.now, None), Err(Refused::Full));
     assert_eq!(ROOM_FULL, b"*** the room is full, try again later\n");
     assert!(ids.iter().skip(1).all(|&id| sim.recv(id).lines().all(|l| l.ends_with("joined!"))));
 }
@@ -1163,4 +1167,146 @@ fn history_never_parses_as_chat_framing() {
         assert!(!parses_as_chat(notice));
     }
     assert!(!parses_as_chat(str::from_utf8(crate::wire::HISTORY_END).unwrap().trim_end()));
+}
+
+// ----- passwords and operators ------------------------------------------------------
+
+fn guarded(password: Option<&'static [u8]>, op: Option<&'static [u8]>) -> Sim {
+    let mut sim = Sim::new();
+    sim.room.set_password(password);
+    sim.room.set_op_password(op);
+    sim
+}
+
+fn ask() -> &'static str {
+    str::from_utf8(crate::wire::PASSWORD_ASK).unwrap()
+}
+
+fn addr(text: &str) -> Option<core::net::IpAddr> {
+    Some(text.parse().unwrap())
+}
+
+/// A line client that gives its nickname and the room's password.
+fn enter(sim: &mut Sim, nick: &str, password: &str) -> ClientId {
+    let id = sim.connect();
+    sim.send(id, format!("{nick}\n").as_bytes());
+    assert_eq!(sim.recv(id), ask());
+    sim.send(id, format!("{password}\n").as_bytes());
+    assert_eq!(sim.recv(id), format!("{nick} joined!\nConnected to server!\n"));
+    id
+}
+
+#[test]
+fn the_room_s_password_is_asked_after_the_nickname_and_never_repeated() {
+    let mut sim = guarded(Some(b"open sesame"), None);
+    let alice = enter(&mut sim, "alice", "open sesame");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    assert_eq!(sim.recv(bob), ask());
+    assert_eq!(sim.recv(alice), "", "nobody sees a newcomer before it is in");
+    sim.send(bob, b"open says me\n");
+    assert_eq!(sim.recv(bob), "*** wrong password, 2 tries left\n");
+    sim.send(bob, b"open sesame\n");
+    assert_eq!(sim.recv(bob), "bob joined!\nConnected to server!\n");
+    assert_eq!(sim.recv(alice), "bob joined!\n", "the password went nowhere");
+}
+
+#[test]
+fn three_wrong_passwords_close_the_connection() {
+    let mut sim = guarded(Some(b"sesame"), None);
+    let mallory = sim.connect();
+    sim.send(mallory, b"mallory\n");
+    sim.recv(mallory);
+    sim.send(mallory, b"a\nb\nc\nsesame\n");
+    assert_eq!(
+        sim.recv(mallory),
+        "*** wrong password, 2 tries left\n*** wrong password, 1 try left\n*** wrong password, closing\n"
+    );
+    assert_eq!(sim.closed(mallory), Some(Reason::WrongPassword));
+    assert_eq!(sim.room.nick(mallory), None, "never in the room");
+}
+
+#[test]
+fn the_tutorial_s_client_cannot_send_a_password_and_is_told_so() {
+    let mut sim = guarded(Some(b"sesame"), None);
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["*** this room has a password, which this client cannot send; closing"]);
+    assert_eq!(sim.close(neural), Some(Reason::NoPassword));
+}
+
+#[test]
+fn a_nickname_taken_while_its_owner_typed_the_password_is_asked_again() {
+    let mut sim = guarded(Some(b"pw"), None);
+    let first = sim.connect();
+    sim.send(first, b"alice\n");
+    sim.recv(first);
+    enter(&mut sim, "alice", "pw");
+    sim.send(first, b"pw\n");
+    assert_eq!(sim.recv(first), "*** nickname \"alice\" refused: it is taken\nNICK\n");
+}
+
+#[test]
+fn op_makes_an_operator_who_can_kick_and_who_marks_them() {
+    let mut sim = guarded(None, Some(b"root"));
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(alice);
+    sim.send(alice, b"/kick bob\n");
+    assert_eq!(sim.recv(alice), "*** /kick is for operators\n");
+    sim.send(bob, b"/op guess\n/op root\n/who\n");
+    assert_eq!(
+        sim.recv(bob),
+        "*** wrong operator password, 2 tries left\n*** you are an operator now\n*** 2 in the room: alice @bob\n"
+    );
+    sim.send(bob, b"/kick alice flooding\n");
+    assert_eq!(sim.recv(bob), "alice left! (kicked by bob: flooding)\n");
+    assert_eq!(sim.recv(alice), "alice left! (kicked by bob: flooding)\n", "it is told why, too");
+    assert_eq!(sim.closed(alice), Some(Reason::Kicked));
+}
+
+#[test]
+fn op_tries_are_limited() {
+    let mut sim = guarded(None, Some(b"root"));
+    let eve = sim.line_client("eve");
+    sim.send(eve, b"/op a\n/op b\n/op c\n/op root\n");
+    assert_eq!(
+        sim.recv(eve),
+        "*** wrong operator password, 2 tries left\n*** wrong operator password, 1 try left\n\
+         *** wrong operator password, 0 tries left\n*** no more /op tries on this connection\n"
+    );
+}
+
+#[test]
+fn a_ban_refuses_the_address_until_an_unban() {
+    let mut sim = guarded(None, Some(b"root"));
+    let op = sim.line_client("op");
+    let troll = sim.connect_from(addr("127.0.0.9"));
+    sim.send(troll, b"troll\n");
+    sim.recv(troll);
+    sim.send(op, b"/op root\n/ban troll\n");
+    assert_eq!(
+        sim.recv(op),
+        "troll joined!\n*** you are an operator now\n*** banned 127.0.0.9\ntroll left! (banned by op)\n"
+    );
+    assert_eq!(sim.close(troll), Some(Reason::Banned));
+    assert_eq!(sim.room.accept(sim.now, addr("127.0.0.9")), Err(Refused::Banned));
+    assert_eq!(Refused::Banned.notice(), b"*** you are banned from this room\n");
+    assert!(sim.connect_from(addr("127.0.0.10")) != op, "other addresses still get in");
+    sim.send(op, b"/unban 127.0.0.9\n/unban 127.0.0.9\n/unban nowhere\n");
+    assert_eq!(
+        sim.recv(op),
+        "*** unbanned 127.0.0.9\n*** 127.0.0.9 is not banned\n*** usage: /unban ADDRESS (an IPv4 or IPv6 address)\n"
+    );
+    assert!(sim.room.accept(sim.now, addr("127.0.0.9")).is_ok());
+}
+
+#[test]
+fn operator_commands_without_operators_or_rights_are_refused() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"/op x\n/ban bob\n/unban 127.0.0.1\n");
+    assert_eq!(
+        sim.recv(alice),
+        "*** this room has no operators\n*** /ban is for operators\n*** /unban is for operators\n"
+    );
 }

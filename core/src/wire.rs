@@ -48,6 +48,21 @@ pub const SHUTDOWN: &[u8] = b"*** the server is shutting down\n";
 pub const SLOW_DOWN: &[u8] =
     b"*** slow down: you are sending faster than the room allows; your lines are held, not lost\n";
 
+/// What a connection from a banned address gets before the frontend closes
+/// it. It has no slot in the room, so the frontend sends it.
+pub const BANNED: &[u8] = b"*** you are banned from this room\n";
+
+/// What a client is asked after its nickname when the room has a password:
+/// its next line is the password.
+pub const PASSWORD_ASK: &[u8] = b"*** this room has a password: send it as your next line\n";
+
+/// What a client whose password was wrong gets, with the tries it has left
+/// after it: `*** wrong password, 2 tries left`.
+pub const WRONG_PASSWORD: &str = "*** wrong password";
+
+/// How many wrong passwords (to join, or to `/op`) a connection may send.
+pub const PASSWORD_TRIES: u8 = 3;
+
 /// What ends the lines a newcomer is replayed from before it joined; they
 /// start with `*** history: the last {n} lines of the room`. A bot can skip
 /// what is between the two.
@@ -98,7 +113,7 @@ mod test {
 
     #[test]
     fn notices_end_in_a_newline_and_cannot_parse_as_chat() {
-        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END] {
+        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END, BANNED, PASSWORD_ASK] {
             assert!(notice.starts_with(NOTICE.as_bytes()) && notice.ends_with(b"\n"));
         }
     }

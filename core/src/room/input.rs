@@ -157,14 +157,16 @@ impl Room<'_> {
     /// command or a chat line.
     fn handle_text(&mut self, id: ClientId, text: &str, now: Instant) {
         match self.client(id).state {
+            State::Greeting if self.client(id).awaiting_password => self.check_password(id, text, now),
             State::Greeting => self.register_line(id, text),
             State::Chatting => self.chat(id, text, now),
             _ => {}
         }
     }
 
-    fn register_line(&mut self, id: ClientId, text: &str) {
+    pub(super) fn register_line(&mut self, id: ClientId, text: &str) {
         match self.check_nick(id, text) {
+            Ok(nick) if self.password.is_some() => self.ask_password(id, nick),
             Ok(nick) => self.join(id, nick),
             Err(why) => {
                 let shown = shorten(text);
@@ -177,6 +179,12 @@ impl Room<'_> {
     /// The grace period ended with a bare nickname: a seed-dialect client.
     /// It cannot be asked again, so it gets a valid, unique variant.
     pub(super) fn register_seed(&mut self, id: ClientId, now: Instant) {
+        if self.password.is_some() {
+            // It answers every prompt with its nickname: it cannot get in.
+            self.client_mut(id).dialect = Dialect::Seed;
+            self.notice(id, format_args!("*** this room has a password, which this client cannot send; closing"));
+            return self.start_leaving(id, Reason::NoPassword, now);
+        }
         let client = self.client_mut(id);
         client.dialect = Dialect::Seed;
         let data = client.input.data();
@@ -244,7 +252,7 @@ impl Room<'_> {
             .unwrap_or_else(|| wanted.clone())
     }
 
-    fn join(&mut self, id: ClientId, nick: Nick) {
+    pub(super) fn join(&mut self, id: ClientId, nick: Nick) {
         info!("Nickname is {}", nick.as_str());
         let next = self.ring.next();
         let throttle = self.config.throttle;

@@ -17,20 +17,22 @@
 //! client says, and `log` stores lines and hands each client its share.
 
 use core::fmt::{self, Write as _};
+use core::net::IpAddr;
 
 use embedded_io::{Error as _, ErrorKind, Read, ReadReady, Write, WriteReady};
-use heapless::String;
+use heapless::{String, Vec};
 
 use crate::fmt::debug;
 use crate::nick::MAX_NICK;
 use crate::ring::{Cursor, LineStorage, Recipient, Ring};
 use crate::time::{Duration, Instant};
-use crate::wire::{Dialect, DEFAULT_HISTORY, MAX_LINE, SHUTDOWN};
+use crate::wire::{Dialect, BANNED, DEFAULT_HISTORY, MAX_LINE, ROOM_FULL, SHUTDOWN};
 
 mod bucket;
 mod commands;
 mod farewell;
 mod framing;
+mod guard;
 mod input;
 mod lists;
 mod log;
@@ -110,17 +112,40 @@ impl ClientId {
     }
 }
 
-/// Returned by [`Room::accept`] when every slot is taken; send
-/// [`ROOM_FULL`](crate::wire::ROOM_FULL) and close.
+/// Why [`Room::accept`] refused a connection: send it [`Refused::notice`]
+/// and close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RoomFull;
+#[non_exhaustive]
+pub enum Refused {
+    /// Every slot is taken.
+    Full,
+    /// An operator banned the peer's address.
+    Banned,
+}
 
-impl fmt::Display for RoomFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the room is full")
+impl Refused {
+    /// What the connection is told before it is closed.
+    pub fn notice(self) -> &'static [u8] {
+        match self {
+            Refused::Full => ROOM_FULL,
+            Refused::Banned => BANNED,
+        }
     }
 }
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refused::Full => "the room is full",
+            Refused::Banned => "the address is banned",
+        })
+    }
+}
+
+/// The most addresses a room bans at once: a fixed list, as everything in
+/// the core (`/unban` makes room).
+pub const MAX_BANS: usize = 32;
 
 /// Why a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +163,15 @@ pub enum Reason {
     TooSlow,
     /// The server is shutting down.
     Shutdown,
+    /// An operator kicked it out (`/kick`).
+    Kicked,
+    /// An operator banned its address (`/ban`).
+    Banned,
+    /// It sent too many wrong passwords.
+    WrongPassword,
+    /// The room has a password and the client's dialect cannot send one
+    /// (the tutorial's client).
+    NoPassword,
     /// Reading or writing failed.
     Io(ErrorKind),
 }
@@ -150,6 +184,10 @@ impl fmt::Display for Reason {
             Reason::RegistrationTimeout => f.write_str("no nickname in time"),
             Reason::TooSlow => f.write_str("too slow to read, lines overwritten"),
             Reason::Shutdown => f.write_str("server shutting down"),
+            Reason::Kicked => f.write_str("kicked by an operator"),
+            Reason::Banned => f.write_str("banned by an operator"),
+            Reason::WrongPassword => f.write_str("wrong password"),
+            Reason::NoPassword => f.write_str("no way to send the room's password"),
             Reason::Io(kind) => write!(f, "I/O error: {kind:?}"),
         }
     }
@@ -211,6 +249,12 @@ pub struct Room<'a> {
     /// The latest time a call said it was: a client dropped while a line
     /// is pushed gets its farewell's deadline from it.
     now: Instant,
+    /// What a client must send after its nickname to get in, if anything.
+    password: Option<&'a [u8]>,
+    /// What `/op` takes to make a client an operator; no operators without.
+    op_password: Option<&'a [u8]>,
+    /// Addresses refused at [`Room::accept`] for the room's lifetime.
+    bans: Vec<IpAddr, MAX_BANS>,
 }
 
 /// A line being composed: never longer than the longest line stored.
@@ -261,7 +305,24 @@ impl<'a> Room<'a> {
             unannounced: 0,
             announcing: false,
             now: Instant::ZERO,
+            password: None,
+            op_password: None,
+            bans: Vec::new(),
         }
+    }
+
+    /// Makes the room ask every line client, after its nickname, for this
+    /// password (compared in constant time, never logged or repeated);
+    /// clients that cannot send one (the tutorial's) are refused. `None`
+    /// opens the room again.
+    pub fn set_password(&mut self, password: Option<&'a [u8]>) {
+        self.password = password;
+    }
+
+    /// Lets a client become an operator with `/op PASSWORD`; operators can
+    /// `/kick`, `/ban` and `/unban`. `None`: no operators.
+    pub fn set_op_password(&mut self, password: Option<&'a [u8]>) {
+        self.op_password = password;
     }
 
     /// How many clients the room holds at most.
@@ -295,12 +356,17 @@ impl<'a> Room<'a> {
         self.get(id).map_or(Dialect::Unknown, |client| client.dialect)
     }
 
-    /// Takes a slot for a new connection. Its first output is `NICK`.
-    pub fn accept(&mut self, now: Instant) -> Result<ClientId, RoomFull> {
+    /// Takes a slot for a new connection from `peer` (its address, if the
+    /// frontend knows it: `/ban` bans it). Its first output is `NICK`.
+    pub fn accept(&mut self, now: Instant, peer: Option<IpAddr>) -> Result<ClientId, Refused> {
         self.tell_time(now);
-        let id = self.lists.occupy(self.cells).ok_or(RoomFull)?;
+        if peer.is_some_and(|peer| self.bans.contains(&peer)) {
+            return Err(Refused::Banned);
+        }
+        let id = self.lists.occupy(self.cells).ok_or(Refused::Full)?;
         let cursor = Cursor::at(self.ring.next());
         *self.client_mut(id) = Client::greeting(cursor, self.config.throttle.as_ref(), now);
+        self.client_mut(id).peer = peer;
         self.occupied += 1;
         self.lists.arm(self.cells, id);
         // Its greeting is news for it.
