@@ -348,8 +348,8 @@ impl<'a> Server<'a> {
             }
             Err(refused) => {
                 match slot.remote {
-                    Some(remote) => info!("{}: {}, closing", remote, refused),
-                    None => info!("socket {}: {}, closing", index, refused),
+                    Some(remote) => info!("{}: {}, closing", remote, refused.describe()),
+                    None => info!("socket {}: {}, closing", index, refused.describe()),
                 }
                 // The send buffer of a fresh connection is empty and at
                 // least MIN_BUFFER bytes: the notice fits whole.

@@ -132,14 +132,19 @@ impl Refused {
             Refused::Banned => BANNED,
         }
     }
+
+    /// Why, in words (for logs under either backend).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refused::Full => "the room is full",
+            Refused::Banned => "the address is banned",
+        }
+    }
 }
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refused::Full => "the room is full",
-            Refused::Banned => "the address is banned",
-        })
+        f.write_str(self.describe())
     }
 }
 
