@@ -55,6 +55,7 @@ mod nick;
 mod ring;
 mod room;
 mod time;
+pub mod web;
 pub mod wire;
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ pub const SLOW_DOWN: &[u8] =
 /// it. It has no slot in the room, so the frontend sends it.
 pub const BANNED: &[u8] = b"*** you are banned from this room\n";
 
+/// What a browser on the web listener gets when every slot is taken, before
+/// the frontend closes the connection.
+pub const WEB_ROOM_FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\nRetry-After: 10\r\nConnection: close\r\n\r\n*** the room is full, try again later\n";
+
+/// What a browser from a banned address gets, before the frontend closes
+/// the connection.
+pub const WEB_BANNED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\nConnection: close\r\n\r\n*** you are banned from this room\n";
+
 /// What a client is asked after its nickname when the room has a password:
 /// its next line is the password.
 pub const PASSWORD_ASK: &[u8] = b"*** this room has a password: send it as your next line\n";
@@ -92,6 +100,9 @@ pub enum Dialect {
     /// The tutorial's client: one message per `send`, prefixed with its own
     /// `{nick}: `; it is sent ASCII without terminators.
     Seed,
+    /// A browser on the web listener: an HTTP request, then a WebSocket
+    /// with one text frame per line both ways.
+    Web,
 }
 
 /// A seed-dialect client's view of UTF-8 text: one byte per character, `?`
@@ -109,6 +120,18 @@ mod test {
     fn seed_ascii_is_one_byte_per_character() {
         let shown: heapless::Vec<u8, 16> = seed_ascii("Zoë ☃!".as_bytes()).collect();
         assert_eq!(&shown[..], b"Zo? ?!");
+    }
+
+    #[test]
+    fn web_refusals_say_their_body_s_length() {
+        for (response, body) in [(WEB_ROOM_FULL, ROOM_FULL), (WEB_BANNED, BANNED)] {
+            let text = core::str::from_utf8(response).unwrap();
+            let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+            assert_eq!(rest.as_bytes(), body);
+            let mut length = heapless::String::<32>::new();
+            core::fmt::write(&mut length, format_args!("Content-Length: {}\r\n", body.len())).unwrap();
+            assert!(head.contains(length.trim_end()), "{head}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::fmt::debug;
 use crate::nick::MAX_NICK;
 use crate::ring::{Cursor, LineStorage, Recipient, Ring};
 use crate::time::{Duration, Instant};
-use crate::wire::{Dialect, BANNED, DEFAULT_HISTORY, MAX_LINE, ROOM_FULL, SHUTDOWN};
+use crate::wire::{Dialect, BANNED, DEFAULT_HISTORY, MAX_LINE, ROOM_FULL, SHUTDOWN, WEB_BANNED, WEB_ROOM_FULL};
 
 mod bucket;
 mod commands;
@@ -130,6 +130,15 @@ impl Refused {
         match self {
             Refused::Full => ROOM_FULL,
             Refused::Banned => BANNED,
+        }
+    }
+
+    /// What a browser on the web listener is told before it is closed: an
+    /// HTTP response.
+    pub fn http_response(self) -> &'static [u8] {
+        match self {
+            Refused::Full => WEB_ROOM_FULL,
+            Refused::Banned => WEB_BANNED,
         }
     }
 
@@ -376,6 +385,19 @@ impl<'a> Room<'a> {
         self.lists.arm(self.cells, id);
         // Its greeting is news for it.
         self.lists.mark_ready(self.cells, id);
+        Ok(id)
+    }
+
+    /// Takes a slot for a connection to the web listener: the room reads an
+    /// HTTP request from it and serves the chat page, or upgrades it to a
+    /// WebSocket that joins the room (see [`crate::web`]). On `Err`, send
+    /// [`Refused::http_response`] and close.
+    pub fn accept_web(&mut self, now: Instant, peer: Option<IpAddr>) -> Result<ClientId, Refused> {
+        let id = self.accept(now, peer)?;
+        let client = self.client_mut(id);
+        client.dialect = Dialect::Web;
+        // A browser speaks first: no `NICK` until it is a WebSocket.
+        client.greeting = 0;
         Ok(id)
     }
 
