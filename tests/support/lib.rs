@@ -2,7 +2,9 @@
 //! binaries, running processes that are always killed, and reading what
 //! they print with a deadline.
 
+pub mod board;
 pub mod netns;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,453 @@
+//! The chat page (`core/web/chat.html`) in a real browser: Debian's
+//! Chromium, headless, driven over WebDriver (`tests/support/webdriver.rs`),
+//! in one room with a line client and the tutorial's client, on every
+//! frontend: `chat-server --web`, `tap-server --web-port 80` and the
+//! firmware in QEMU (port 80).
+//!
+//! One conversation, the same on each: the page asks for a nickname, shows
+//! a refusal and asks again, shows the history block, chats both ways with
+//! whole transcripts compared on every side, sends a command as typed,
+//! shows hostile HTML as text without making elements of it or running it,
+//! reconnects after a server restart (chat-server and tap-server), and
+//! leaves with `/quit`. Everything is typed into the element that has the
+//! focus: the page is used with the keyboard alone.
+//!
+//! The namespace tests run the browser inside the namespace (chromedriver
+//! is started there and reached through a relay on a Unix socket, see
+//! `tests::webdriver`); they need root, `/dev/net/tun` and chromium (and
+//! QEMU), so they are `#[ignore]`d: `cargo test -- --include-ignored` runs
+//! them (tests/run.sh), and there a missing prerequisite fails them.
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tests::board::{firmware, require_tools, Board};
+use tests::netns::{Clients, Netns, LINE_CLIENT, PORT, SERVER_ADDRESS, SERVER_IP, TAP};
+use tests::webdriver::{self, Browser};
+use tests::{bin, root, Proc, Transcript, WAIT};
+
+/// Enter, as WebDriver types it.
+const ENTER: &str = "\u{E007}";
+
+/// The hostile lines another client sends; the page must show them as text.
+const HOSTILE: [&str; 2] = [
+    r#"<img src=x onerror="document.title='pwned';alert(1)">"#,
+    "<script>document.title='pwned';alert(1)</script><b>bold?</b>",
+];
+
+/// Where the page and the room are, and how clients reach them.
+trait Site {
+    /// The page's address, as the browser reaches it.
+    fn url(&self) -> String;
+    /// The chat port's host and port, as the clients reach it.
+    fn chat(&self) -> (String, String);
+    /// A command that runs `program` where the clients run.
+    fn command(&self, program: &str) -> Command;
+    /// Stops the server (SIGTERM) and starts it again on the same
+    /// addresses; false where the test does not do that (the board).
+    fn restart(&mut self) -> bool;
+
+    /// A line client ([`LINE_CLIENT`]), as `nc` would be.
+    fn line_client(&self) -> Proc {
+        let (host, port) = self.chat();
+        Proc::spawn(self.command("python3").args(["-c", LINE_CLIENT, &host, &port]))
+    }
+
+    /// A line client registered as `nick`, with its transcript so far;
+    /// `history` tells whether the room has had lines, which it is shown.
+    fn joined(&self, nick: &str, history: bool) -> (Proc, Transcript) {
+        let mut proc = self.line_client();
+        let mut seen = Transcript::new(nick, &proc.stdout);
+        seen.see("NICK");
+        proc.type_in(&format!("{nick}\n"));
+        if history {
+            seen.see_joined_with_history(nick);
+        } else {
+            seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        }
+        (proc, seen)
+    }
+
+    /// The tutorial's client, its nickname typed in.
+    fn seed_client(&self, nick: &str) -> Proc {
+        let (host, port) = self.chat();
+        let script = root().join("tests/seed/client.py");
+        let mut proc = Proc::spawn(self.command("python3").arg(script).args([host, port]));
+        proc.type_in(&format!("{nick}\n"));
+        proc
+    }
+}
+
+/// The page in the browser, and every line it must show so far.
+struct Page {
+    browser: Browser,
+    expected: Vec<String>,
+}
+
+/// The page's log: each line's classes and text.
+const READ_LOG: &str = "return [...document.querySelectorAll('#log li')]\
+    .map(li => [li.className, li.querySelector('.text').textContent])";
+
+impl Page {
+    /// Opens `url`, retrying while the server is not up yet, until the
+    /// page asks for a nickname with the focus in the nickname field.
+    fn open(browser: Browser, url: &str) -> Page {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let loaded = browser.goto(url);
+            if loaded.is_ok() && browser.run("return !!document.getElementById('log')", json!([])) == json!(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no page at {url}: {loaded:?} {}", browser.page_text());
+            thread::sleep(Duration::from_millis(200));
+        }
+        let page = Page { browser, expected: Vec::new() };
+        page.asked_for_a_nickname("");
+        page
+    }
+
+    /// Waits until the nickname form is shown, focused, with `why` as the
+    /// reason of the last refusal.
+    fn asked_for_a_nickname(&self, why: &str) {
+        let script = format!(
+            "return !document.getElementById('nick-form').hidden && document.activeElement.id === 'nick' \
+             && document.getElementById('nick-error').textContent === {}",
+            json!(why)
+        );
+        self.browser.wait_until(&format!("the nickname form, focused, saying {why:?}"), &script);
+    }
+
+    /// Types `text` and Enter into the focused element, which must be `id`.
+    fn type_line(&self, id: &str, text: &str) {
+        let focused = self.browser.focused();
+        let expected = self.browser.find(&format!("#{id}"));
+        assert_eq!(focused, expected, "the focus is not on #{id}");
+        self.browser.type_into(&focused, &format!("{text}{ENTER}"));
+    }
+
+    /// The log's lines from the server (not the page's own remarks), as
+    /// (classes, text).
+    fn server_lines(&self) -> Vec<(String, String)> {
+        let value = self.browser.run(READ_LOG, json!([]));
+        let lines: Vec<(String, String)> = serde_json::from_value(value).expect("the log's lines");
+        lines.into_iter().filter(|(class, _)| !class.split(' ').any(|c| c == "local")).collect()
+    }
+
+    /// Waits until the log has `lines` next, then checks the whole log.
+    fn see(&mut self, lines: &[&str]) {
+        self.expected.extend(lines.iter().map(|l| l.to_string()));
+        let count = self.expected.len();
+        let script = format!("{READ_LOG}.filter(l => !/\\blocal\\b/.test(l[0])).length >= {count}");
+        self.browser.wait_until(&format!("{lines:?} in the page"), &script);
+        let texts: Vec<String> = self.server_lines().into_iter().map(|(_, text)| text).collect();
+        assert_eq!(texts, self.expected, "the page's log");
+    }
+
+    /// The classes of the last line whose text is `text`.
+    fn classes(&self, text: &str) -> Vec<String> {
+        let lines = self.server_lines();
+        let (class, _) =
+            lines.iter().rev().find(|(_, t)| t == text).unwrap_or_else(|| panic!("no {text:?} in the log"));
+        class.split(' ').map(String::from).collect()
+    }
+
+    /// Checks the line `text` has the class `class`, or has not.
+    fn marked(&self, text: &str, class: &str, yes: bool) {
+        let classes = self.classes(text);
+        assert_eq!(classes.iter().any(|c| c == class), yes, "{text:?} has classes {classes:?}; {class} wanted: {yes}");
+    }
+
+    /// The connection state the page shows.
+    fn state(&self, state: &str) {
+        let script = format!("return document.getElementById('status').dataset.state === {}", json!(state));
+        self.browser.wait_until(&format!("the page's state {state}"), &script);
+    }
+}
+
+/// The conversation, the same on every frontend. `board` is true on the
+/// firmware (the board's room keeps history on, and its log is small).
+fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
+    let started = Instant::now();
+    let (mut alice, mut a) = site.joined("alice", false);
+    alice.type_in("before the browser\n");
+    a.see("alice: before the browser\n");
+
+    // The page asks for a nickname; a taken one is refused with the
+    // server's reason, and asked again.
+    let mut page = Page::open(browser, &site.url());
+    page.type_line("nick", "alice");
+    page.see(&["*** nickname \"alice\" refused: it is taken"]);
+    page.asked_for_a_nickname("Nickname refused: it is taken.");
+    page.marked("*** nickname \"alice\" refused: it is taken", "notice", true);
+    page.type_line("nick", "webby");
+    page.see(&[
+        "webby joined!",
+        "Connected to server!",
+        "*** history: the last 2 lines of the room",
+        "alice joined!",
+        "alice: before the browser",
+        "*** end of history",
+    ]);
+    a.see("webby joined!\n");
+    for line in ["*** history: the last 2 lines of the room", "alice: before the browser", "*** end of history"] {
+        page.marked(line, "history", true);
+    }
+    page.marked("Connected to server!", "history", false);
+    page.state("open");
+
+    // The tutorial's client joins; everyone talks.
+    let mut neural = site.seed_client("Neural");
+    let mut n = Transcript::new("Neural", &neural.stdout);
+    n.see("Choose your nickname: Neural joined!\nConnected to server!\n");
+    a.see("Neural joined!\n");
+    page.see(&["Neural joined!"]);
+
+    page.type_line("say", "hello from the browser");
+    page.see(&["webby: hello from the browser"]);
+    a.see("webby: hello from the browser\n");
+    n.see("webby: hello from the browser\n");
+    page.marked("webby: hello from the browser", "own", true);
+
+    alice.type_in("hi webby, welcome\n");
+    page.see(&["alice: hi webby, welcome"]);
+    a.see("alice: hi webby, welcome\n");
+    n.see("alice: hi webby, welcome\n");
+    page.marked("alice: hi webby, welcome", "mention", true);
+    page.marked("alice: hi webby, welcome", "own", false);
+
+    neural.type_in("hello everyone\n");
+    page.see(&["Neural: hello everyone"]);
+    a.see("Neural: hello everyone\n");
+    n.see("Neural: hello everyone\n");
+    page.marked("Neural: hello everyone", "mention", false);
+
+    // A command goes as typed; its answer is the page's alone.
+    page.type_line("say", "/me waves");
+    page.see(&["* webby waves"]);
+    a.see("* webby waves\n");
+    n.see("* webby waves\n");
+    page.type_line("say", "/msg alice psst");
+    page.see(&["-> *alice* psst"]);
+    a.see("*webby* psst\n");
+
+    // Hostile HTML is text: shown exactly, no element made of it, nothing
+    // run (an alert would fail every WebDriver command after it).
+    for line in HOSTILE {
+        alice.type_in(&format!("{line}\n"));
+        a.see(&format!("alice: {line}\n"));
+    }
+    page.see(&[&format!("alice: {}", HOSTILE[0]), &format!("alice: {}", HOSTILE[1])]);
+    thread::sleep(Duration::from_millis(300));
+    let made = page.browser.run(
+        "return [document.querySelectorAll('#log img, #log script, #log b').length, \
+         [...document.querySelectorAll('#log .text')].filter(t => t.children.length).length, \
+         document.title, typeof window.pwned]",
+        json!([]),
+    );
+    assert_eq!(made, json!([0, 0, "chat room", "undefined"]), "what the hostile lines made");
+    for line in HOSTILE {
+        n.see(&format!("alice: {line}\n"));
+    }
+
+    let shot = root().join(format!("target/web-screenshot{name}.png"));
+    page.browser.screenshot(&shot);
+
+    if site.restart() {
+        // Every client is told; the page shows it, and that it is
+        // disconnected; then it reconnects by itself, with its nickname.
+        page.see(&["*** the server is shutting down"]);
+        a.see("*** the server is shutting down\n");
+        n.see("*** the server is shutting down\n");
+        drop((alice, a, neural, n));
+        let rejoined = "return document.getElementById('status').dataset.state === 'open' \
+                        && [...document.querySelectorAll('#log li.local')].length === 1";
+        page.browser.wait_until("the page reconnected, having said it was disconnected", rejoined);
+        page.see(&["webby joined!", "Connected to server!"]);
+        let (mut carol, mut c) = site.joined("carol", true);
+        page.see(&["carol joined!"]);
+        carol.type_in("welcome back, webby\n");
+        c.see("carol: welcome back, webby\n");
+        page.see(&["carol: welcome back, webby"]);
+        page.type_line("say", "thanks, carol");
+        page.see(&["webby: thanks, carol"]);
+        c.see("webby: thanks, carol\n");
+        page.type_line("say", "/quit bye");
+        page.see(&["webby left! (bye)"]);
+        c.see("webby left! (bye)\n");
+        c.done();
+    } else {
+        page.type_line("say", "/quit bye");
+        page.see(&["webby left! (bye)"]);
+        a.see("webby left! (bye)\n");
+        n.see("webby left! (bye)\n");
+        a.done();
+        n.done();
+    }
+    // Left: the page says so and offers to join again.
+    page.state("closed");
+    page.asked_for_a_nickname("");
+    eprintln!("{name}: the page's conversation took {:?}", started.elapsed());
+}
+
+/// `chat-server --web` on loopback.
+struct HostSite {
+    server: Proc,
+    chat: String,
+    web: String,
+}
+
+impl HostSite {
+    /// Starts chat-server on `chat` and `web` (port 0: any) and reads both
+    /// addresses: it prints `listening on ADDR` then `web on ADDR`.
+    fn start(chat: &str, web: &str) -> HostSite {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let server = Proc::spawn(Command::new(bin("host", "chat-server")).args([
+                "--listen",
+                chat,
+                "--web",
+                web,
+                "--history",
+                "5",
+            ]));
+            let printed = server.stdout.wait_for_n("\n", 2);
+            let mut lines = printed.lines();
+            let chat = lines.next().and_then(|l| l.strip_prefix("listening on "));
+            let web = lines.next().and_then(|l| l.strip_prefix("web on "));
+            if let (Some(chat), Some(web)) = (chat, web) {
+                return HostSite { chat: chat.to_string(), web: web.to_string(), server };
+            }
+            assert!(Instant::now() < deadline, "chat-server printed {printed:?}; stderr: {}", server.stderr.text());
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Site for HostSite {
+    fn url(&self) -> String {
+        format!("http://{}/", self.web)
+    }
+
+    fn chat(&self) -> (String, String) {
+        let (host, port) = self.chat.rsplit_once(':').expect("HOST:PORT");
+        (host.to_string(), port.to_string())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        Command::new(program)
+    }
+
+    fn restart(&mut self) -> bool {
+        self.server.signal(15);
+        assert!(self.server.wait().success(), "chat-server did not exit 0 on SIGTERM");
+        let again = HostSite::start(&self.chat, &self.web);
+        *self = again;
+        true
+    }
+}
+
+#[test]
+fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
+    if let Some(why) = webdriver::unavailable() {
+        panic!("cannot run the browser: {why}");
+    }
+    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0");
+    conversation(&mut site, Browser::start(), "");
+}
+
+/// `tap-server --web-port 80` in a namespace of its own.
+struct TapSite {
+    server: Option<Proc>,
+    ns: Netns,
+}
+
+impl TapSite {
+    fn server(ns: &Netns) -> Proc {
+        let mut command = ns.command(bin("embedded", "tap-server"));
+        command.args(["--tap", TAP, "--address", SERVER_ADDRESS, "--port", PORT, "--web-port", "80"]);
+        command.args(["--history", "5"]).env("RUST_LOG", "info");
+        let server = Proc::spawn(&mut command);
+        server.stdout.wait_for(&format!("listening on {SERVER_IP}:{PORT}\n"));
+        server
+    }
+}
+
+impl Site for TapSite {
+    fn url(&self) -> String {
+        format!("http://{SERVER_IP}/")
+    }
+
+    fn chat(&self) -> (String, String) {
+        (SERVER_IP.to_string(), PORT.to_string())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        self.ns.command(program)
+    }
+
+    fn restart(&mut self) -> bool {
+        if let Some(mut server) = self.server.take() {
+            server.signal(15);
+            assert!(server.wait().success(), "tap-server did not exit 0 on SIGTERM");
+        }
+        self.server = Some(TapSite::server(&self.ns));
+        true
+    }
+}
+
+/// The browser needs to be there, and the namespace's makings.
+fn require_browser(test: &str) {
+    if let Some(why) = webdriver::unavailable() {
+        panic!("{test}: cannot run the browser: {why}");
+    }
+}
+
+#[test]
+#[ignore = "needs root, /dev/net/tun, chromium"]
+fn the_page_chats_on_tap_server_in_a_namespace() {
+    require_browser("web-tap");
+    let ns = Netns::for_test("web-tap");
+    let server = Some(TapSite::server(&ns));
+    let browser = Browser::start_in(&ns);
+    let mut site = TapSite { server, ns };
+    conversation(&mut site, browser, "-tap");
+}
+
+/// The firmware in QEMU, its web port 80.
+struct BoardSite(Board);
+
+impl Site for BoardSite {
+    fn url(&self) -> String {
+        format!("http://{SERVER_IP}/")
+    }
+
+    fn chat(&self) -> (String, String) {
+        (SERVER_IP.to_string(), PORT.to_string())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        self.0.ns().command(program)
+    }
+
+    fn restart(&mut self) -> bool {
+        false
+    }
+}
+
+#[test]
+#[ignore = "needs root, /dev/net/tun, chromium and qemu-system-arm"]
+fn the_page_chats_on_the_firmware_in_qemu() {
+    require_browser("web-firmware");
+    require_tools("web-firmware");
+    let elf = firmware();
+    let board = Board::boot("web-firmware", &elf);
+    let browser = Browser::start_in(board.ns());
+    let mut site = BoardSite(board);
+    conversation(&mut site, browser, "-firmware");
+    let log = site.0.log.text();
+    for bad in ["ERROR", "panic", "HardFault"] {
+        assert!(!log.contains(bad), "the firmware's log has {bad:?}:\n{}", site.0.describe());
+    }
+}
