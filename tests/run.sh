@@ -27,7 +27,8 @@ apt_install() {
 # targets (Rust itself through rustup is the one prerequisite), python3
 # (the tutorial's programs and the namespace tests' clients), tmux
 # (chat-client on a terminal), iproute2 (`ip`, `ss`: the namespaces and TAP
-# devices), procps (`kill`), qemu-system-arm and defmt-print (the firmware).
+# devices), procps (`kill`), qemu-system-arm and defmt-print (the firmware),
+# chromium and chromium-driver (the chat page's browser tests, tests/web.rs).
 step "what the tests need"
 if ! have cc || ! have c++; then apt_install build-essential; fi
 # rustup's cargo, and what `cargo install` puts next to it (defmt-print).
@@ -46,6 +47,8 @@ have kill || apt_install procps
 # The firmware's test boots it on QEMU's lm3s6965evb and decodes its log.
 have qemu-system-arm || apt_install qemu-system-arm
 have defmt-print || cargo install defmt-print --locked
+# The page's tests drive Debian's Chromium, headless, through its chromedriver.
+have chromium && have chromedriver || apt_install chromium chromium-driver
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -291,6 +291,32 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
     eprintln!("{name}: the page's conversation took {:?}", started.elapsed());
 }
 
+/// The page as written: small enough for the board's flash, one file with
+/// nothing from elsewhere, and no way for network text to become HTML.
+#[test]
+fn the_page_is_small_self_contained_and_writes_text_only() {
+    let path = root().join("core/web/chat.html");
+    let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert!(page.len() <= 8 * 1024, "the page is {} bytes, over 8 KiB", page.len());
+    for banned in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "http://",
+        "https://",
+        "url(",
+        " src=",
+    ] {
+        assert!(!page.contains(banned), "the page has {banned:?}");
+    }
+    for id in ["status", "nick-form", "nick", "nick-label", "nick-error", "log", "say-form", "say"] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "the page has no #{id}");
+    }
+    assert_eq!(page.matches("<script").count(), 1, "one inline script, hashed into the CSP");
+}
+
 /// `chat-server --web` on loopback.
 struct HostSite {
     server: Proc,
