@@ -228,15 +228,24 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
     page.see(&["* webby waves"]);
     a.see("* webby waves\n");
     n.see("* webby waves\n");
+    page.marked("* webby waves", "own", true);
     page.type_line("say", "/msg alice psst");
     page.see(&["-> *alice* psst"]);
     a.see("*webby* psst\n");
+    page.marked("-> *alice* psst", "own", true);
+    alice.type_in("/msg webby psst back\n");
+    a.see("-> *webby* psst back\n");
+    page.see(&["*alice* psst back"]);
+    page.marked("*alice* psst back", "mention", true);
 
     // Hostile HTML is text: shown exactly, no element made of it, nothing
     // run (an alert would fail every WebDriver command after it).
+    // One at a time: the tutorial's client prints two lines that arrive
+    // in one read as one.
     for line in HOSTILE {
         alice.type_in(&format!("{line}\n"));
         a.see(&format!("alice: {line}\n"));
+        n.see(&format!("alice: {line}\n"));
     }
     page.see(&[&format!("alice: {}", HOSTILE[0]), &format!("alice: {}", HOSTILE[1])]);
     thread::sleep(Duration::from_millis(300));
@@ -247,20 +256,25 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
         json!([]),
     );
     assert_eq!(made, json!([0, 0, "chat room", "undefined"]), "what the hostile lines made");
-    for line in HOSTILE {
-        n.see(&format!("alice: {line}\n"));
-    }
 
     let shot = root().join(format!("target/web-screenshot{name}.png"));
     page.browser.screenshot(&shot);
+
+    // The tutorial's client leaves (it closes its socket when its stdin
+    // ends).
+    neural.close_stdin();
+    assert!(neural.wait().success(), "Neural's client failed");
+    n.done();
+    a.see("Neural left!\n");
+    page.see(&["Neural left!"]);
 
     if site.restart() {
         // Every client is told; the page shows it, and that it is
         // disconnected; then it reconnects by itself, with its nickname.
         page.see(&["*** the server is shutting down"]);
         a.see("*** the server is shutting down\n");
-        n.see("*** the server is shutting down\n");
-        drop((alice, a, neural, n));
+        assert!(alice.wait().success(), "alice's connection was not closed");
+        a.done();
         let rejoined = "return document.getElementById('status').dataset.state === 'open' \
                         && [...document.querySelectorAll('#log li.local')].length === 1";
         page.browser.wait_until("the page reconnected, having said it was disconnected", rejoined);
@@ -281,9 +295,7 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
         page.type_line("say", "/quit bye");
         page.see(&["webby left! (bye)"]);
         a.see("webby left! (bye)\n");
-        n.see("webby left! (bye)\n");
         a.done();
-        n.done();
     }
     // Left: the page says so and offers to join again.
     page.state("closed");

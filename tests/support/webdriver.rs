@@ -97,7 +97,6 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--dns-prefetch-disable",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE 192.168.69.1",
     "--disable-dev-shm-usage",
-    "--window-size=390,844",
 ];
 
 /// Where the driver is reached.
@@ -146,7 +145,9 @@ impl Browser {
         args.push(format!("--user-data-dir={}", browser.dir.join("profile").display()));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            // A phone's viewport.
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args,
+                "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 760, "pixelRatio": 1.0}}},
             "unhandledPromptBehavior": "ignore",
             "timeouts": {"pageLoad": 15000, "script": 10000},
         }}});
