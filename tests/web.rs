@@ -111,12 +111,21 @@ impl Page {
     /// Waits until the nickname form is shown, focused, with `why` as the
     /// reason of the last refusal.
     fn asked_for_a_nickname(&self, why: &str) {
+        self.asked("Nickname", "text", why);
+    }
+
+    /// Waits until the form asks for `label` (its input of `kind`),
+    /// focused, with `why` as the reason of the last refusal.
+    fn asked(&self, label: &str, kind: &str, why: &str) {
         let script = format!(
-            "return !document.getElementById('nick-form').hidden && document.activeElement.id === 'nick' \
-             && document.getElementById('nick-error').textContent === {}",
+            "const $ = id => document.getElementById(id); \
+             return !$('nick-form').hidden && $('say-form').hidden && document.activeElement.id === 'nick' \
+             && $('nick-label').textContent === {} && $('nick').type === {} && $('nick-error').textContent === {}",
+            json!(label),
+            json!(kind),
             json!(why)
         );
-        self.browser.wait_until(&format!("the nickname form, focused, saying {why:?}"), &script);
+        self.browser.wait_until(&format!("the form asking for {label}, focused, saying {why:?}"), &script);
     }
 
     /// Types `text` and Enter into the focused element, which must be `id`.
@@ -181,6 +190,7 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
     page.see(&["*** nickname \"alice\" refused: it is taken"]);
     page.asked_for_a_nickname("Nickname refused: it is taken.");
     page.marked("*** nickname \"alice\" refused: it is taken", "notice", true);
+    page.browser.screenshot(&root().join(format!("target/web-screenshot{name}-nickname.png")));
     page.type_line("nick", "webby");
     page.see(&[
         "webby joined!",
@@ -334,30 +344,39 @@ struct HostSite {
     server: Proc,
     chat: String,
     web: String,
+    args: Vec<String>,
 }
 
 impl HostSite {
-    /// Starts chat-server on `chat` and `web` (port 0: any) and reads both
-    /// addresses: it prints `listening on ADDR` then `web on ADDR`.
-    fn start(chat: &str, web: &str) -> HostSite {
+    /// Starts chat-server on `chat` and `web` (port 0: any) with `args`
+    /// and reads both addresses: it prints `listening on ADDR` then `web on
+    /// ADDR`. Retries while it cannot bind them (a restart, just after the
+    /// last one exited).
+    fn start(chat: &str, web: &str, args: &[&str]) -> HostSite {
         let deadline = Instant::now() + WAIT;
         loop {
-            let server = Proc::spawn(Command::new(bin("host", "chat-server")).args([
-                "--listen",
-                chat,
-                "--web",
-                web,
-                "--history",
-                "5",
-            ]));
-            let printed = server.stdout.wait_for_n("\n", 2);
-            let mut lines = printed.lines();
-            let chat = lines.next().and_then(|l| l.strip_prefix("listening on "));
-            let web = lines.next().and_then(|l| l.strip_prefix("web on "));
-            if let (Some(chat), Some(web)) = (chat, web) {
-                return HostSite { chat: chat.to_string(), web: web.to_string(), server };
+            let mut server = Proc::spawn(
+                Command::new(bin("host", "chat-server")).args(["--listen", chat, "--web", web]).args(args),
+            );
+            loop {
+                let printed = server.stdout.text();
+                let mut lines = printed.lines();
+                let chat = lines.next().and_then(|l| l.strip_prefix("listening on "));
+                if let (Some(chat), Some(web)) = (chat, lines.next().and_then(|l| l.strip_prefix("web on "))) {
+                    let args = args.iter().map(|a| a.to_string()).collect();
+                    return HostSite { chat: chat.to_string(), web: web.to_string(), args, server };
+                }
+                let exited = server.child.try_wait().expect("try_wait on chat-server").is_some();
+                assert!(
+                    Instant::now() < deadline,
+                    "chat-server printed {printed:?}; exited: {exited}; stderr: {}",
+                    server.stderr.text()
+                );
+                if exited {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
             }
-            assert!(Instant::now() < deadline, "chat-server printed {printed:?}; stderr: {}", server.stderr.text());
             thread::sleep(Duration::from_millis(200));
         }
     }
@@ -380,7 +399,8 @@ impl Site for HostSite {
     fn restart(&mut self) -> bool {
         self.server.signal(15);
         assert!(self.server.wait().success(), "chat-server did not exit 0 on SIGTERM");
-        let again = HostSite::start(&self.chat, &self.web);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let again = HostSite::start(&self.chat, &self.web, &args);
         *self = again;
         true
     }
@@ -391,8 +411,42 @@ fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
     if let Some(why) = webdriver::unavailable() {
         panic!("cannot run the browser: {why}");
     }
-    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0");
+    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &["--history", "5"]);
     conversation(&mut site, Browser::start(), "");
+}
+
+/// A room with a password: the page asks for it after the nickname, shows
+/// why a wrong one was refused, and sends it again by itself when it
+/// reconnects.
+#[test]
+fn the_page_asks_for_the_room_password_and_keeps_it_for_reconnecting() {
+    if let Some(why) = webdriver::unavailable() {
+        panic!("cannot run the browser: {why}");
+    }
+    let dir = std::env::temp_dir().join(format!("chat-web-password-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let file = dir.join("password");
+    std::fs::write(&file, "open sesame\n").expect("write the password file");
+    let file = file.to_str().expect("a UTF-8 path").to_string();
+    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &["--history", "0", "--password-file", &file]);
+
+    let mut page = Page::open(Browser::start(), &site.url());
+    page.type_line("nick", "webby");
+    let ask = "*** this room has a password: send it as your next line";
+    page.see(&[ask]);
+    page.asked("Room password", "password", "");
+    page.type_line("nick", "open sesame?");
+    page.see(&["*** wrong password, 2 tries left"]);
+    page.asked("Room password", "password", "wrong password, 2 tries left.");
+    page.type_line("nick", "open sesame");
+    page.see(&["webby joined!", "Connected to server!"]);
+
+    site.restart();
+    page.see(&["*** the server is shutting down", ask, "webby joined!", "Connected to server!"]);
+    page.state("open");
+    page.type_line("say", "in again");
+    page.see(&["webby: in again"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `tap-server --web-port 80` in a namespace of its own.
