@@ -26,7 +26,7 @@ use serde_json::json;
 use tests::board::{firmware, require_tools, Board};
 use tests::netns::{Clients, Netns, LINE_CLIENT, PORT, SERVER_ADDRESS, SERVER_IP, TAP};
 use tests::webdriver::{self, Browser};
-use tests::{bin, root, Proc, Transcript, WAIT};
+use tests::{bin, root, Proc, Raw, Transcript, WAIT};
 
 /// Enter, as WebDriver types it.
 const ENTER: &str = "\u{E007}";
@@ -307,8 +307,12 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
         a.see("webby left! (bye)\n");
         a.done();
     }
-    // Left: the page says so and offers to join again.
+    // Left: the page says so, does not reconnect, and offers to join again.
     page.state("closed");
+    page.browser.wait_until(
+        "the page saying we left",
+        "return document.getElementById('status').textContent === 'you left the room'",
+    );
     page.asked_for_a_nickname("");
     eprintln!("{name}: the page's conversation took {:?}", started.elapsed());
 }
@@ -355,9 +359,8 @@ impl HostSite {
     fn start(chat: &str, web: &str, args: &[&str]) -> HostSite {
         let deadline = Instant::now() + WAIT;
         loop {
-            let mut server = Proc::spawn(
-                Command::new(bin("host", "chat-server")).args(["--listen", chat, "--web", web]).args(args),
-            );
+            let mut server =
+                Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", chat, "--web", web]).args(args));
             loop {
                 let printed = server.stdout.text();
                 let mut lines = printed.lines();
@@ -417,9 +420,9 @@ fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
 
 /// A room with a password: the page asks for it after the nickname, shows
 /// why a wrong one was refused, and sends it again by itself when it
-/// reconnects.
+/// reconnects; kicked, it does not reconnect.
 #[test]
-fn the_page_asks_for_the_room_password_and_keeps_it_for_reconnecting() {
+fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() {
     if let Some(why) = webdriver::unavailable() {
         panic!("cannot run the browser: {why}");
     }
@@ -427,8 +430,11 @@ fn the_page_asks_for_the_room_password_and_keeps_it_for_reconnecting() {
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let file = dir.join("password");
     std::fs::write(&file, "open sesame\n").expect("write the password file");
-    let file = file.to_str().expect("a UTF-8 path").to_string();
-    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &["--history", "0", "--password-file", &file]);
+    let ops = dir.join("ops");
+    std::fs::write(&ops, "op secret\n").expect("write the operators' password file");
+    let [file, ops] = [file, ops].map(|path| path.to_str().expect("a UTF-8 path").to_string());
+    let args = ["--history", "0", "--password-file", &file, "--op-password-file", &ops];
+    let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &args);
 
     let mut page = Page::open(Browser::start(), &site.url());
     page.type_line("nick", "webby");
@@ -446,6 +452,26 @@ fn the_page_asks_for_the_room_password_and_keeps_it_for_reconnecting() {
     page.state("open");
     page.type_line("say", "in again");
     page.see(&["webby: in again"]);
+
+    // Kicked, the page does not come back by itself.
+    let mut alice = Raw::connect(&site.chat);
+    alice.expect("NICK");
+    alice.send(b"alice\n");
+    alice.expect(&format!("{ask}\n"));
+    alice.send(b"open sesame\nop secret\n");
+    alice.expect("alice joined!\nConnected to server!\n");
+    page.see(&["alice joined!"]);
+    alice.send(b"/op op secret\n/kick webby rude\n");
+    alice.expect("*** you are an operator now\nwebby left! (kicked by alice: rude)\n");
+    page.see(&["webby left! (kicked by alice: rude)"]);
+    page.browser.wait_until(
+        "the page saying we left",
+        "return document.getElementById('status').textContent === 'you left the room'",
+    );
+    page.asked_for_a_nickname("");
+    thread::sleep(Duration::from_millis(1500));
+    page.see(&[]);
+    assert_eq!(page.browser.run("return document.getElementById('status').dataset.state", json!([])), "closed");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
