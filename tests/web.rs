@@ -458,7 +458,7 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
     alice.expect("NICK");
     alice.send(b"alice\n");
     alice.expect(&format!("{ask}\n"));
-    alice.send(b"open sesame\nop secret\n");
+    alice.send(b"open sesame\n");
     alice.expect("alice joined!\nConnected to server!\n");
     page.see(&["alice joined!"]);
     alice.send(b"/op op secret\n/kick webby rude\n");
