@@ -475,14 +475,16 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `tap-server --web-port 80` in a namespace of its own.
-struct TapSite {
-    server: Option<Proc>,
-    ns: Netns,
+/// A server in a namespace of its own, its web port 80: `tap-server
+/// --web-port 80` (which the test restarts), or the firmware in QEMU.
+enum InNamespace {
+    Tap { server: Option<Proc>, ns: Netns },
+    Board(Board),
 }
 
-impl TapSite {
-    fn server(ns: &Netns) -> Proc {
+impl InNamespace {
+    /// Starts tap-server in `ns` and waits until it listens.
+    fn tap_server(ns: &Netns) -> Proc {
         let mut command = ns.command(bin("embedded", "tap-server"));
         command.args(["--tap", TAP, "--address", SERVER_ADDRESS, "--port", PORT, "--web-port", "80"]);
         command.args(["--history", "5"]).env("RUST_LOG", "info");
@@ -490,9 +492,16 @@ impl TapSite {
         server.stdout.wait_for(&format!("listening on {SERVER_IP}:{PORT}\n"));
         server
     }
+
+    fn ns(&self) -> &Netns {
+        match self {
+            InNamespace::Tap { ns, .. } => ns,
+            InNamespace::Board(board) => board.ns(),
+        }
+    }
 }
 
-impl Site for TapSite {
+impl Site for InNamespace {
     fn url(&self) -> String {
         format!("http://{SERVER_IP}/")
     }
@@ -502,15 +511,16 @@ impl Site for TapSite {
     }
 
     fn command(&self, program: &str) -> Command {
-        self.ns.command(program)
+        self.ns().command(program)
     }
 
     fn restart(&mut self) -> bool {
-        if let Some(mut server) = self.server.take() {
-            server.signal(15);
-            assert!(server.wait().success(), "tap-server did not exit 0 on SIGTERM");
+        let InNamespace::Tap { server, ns } = self else { return false };
+        if let Some(mut running) = server.take() {
+            running.signal(15);
+            assert!(running.wait().success(), "tap-server did not exit 0 on SIGTERM");
         }
-        self.server = Some(TapSite::server(&self.ns));
+        *server = Some(InNamespace::tap_server(ns));
         true
     }
 }
@@ -527,31 +537,9 @@ fn require_browser(test: &str) {
 fn the_page_chats_on_tap_server_in_a_namespace() {
     require_browser("web-tap");
     let ns = Netns::for_test("web-tap");
-    let server = Some(TapSite::server(&ns));
+    let server = Some(InNamespace::tap_server(&ns));
     let browser = Browser::start_in(&ns);
-    let mut site = TapSite { server, ns };
-    conversation(&mut site, browser, "-tap");
-}
-
-/// The firmware in QEMU, its web port 80.
-struct BoardSite(Board);
-
-impl Site for BoardSite {
-    fn url(&self) -> String {
-        format!("http://{SERVER_IP}/")
-    }
-
-    fn chat(&self) -> (String, String) {
-        (SERVER_IP.to_string(), PORT.to_string())
-    }
-
-    fn command(&self, program: &str) -> Command {
-        self.0.ns().command(program)
-    }
-
-    fn restart(&mut self) -> bool {
-        false
-    }
+    conversation(&mut InNamespace::Tap { server, ns }, browser, "-tap");
 }
 
 #[test]
@@ -562,10 +550,11 @@ fn the_page_chats_on_the_firmware_in_qemu() {
     let elf = firmware();
     let board = Board::boot("web-firmware", &elf);
     let browser = Browser::start_in(board.ns());
-    let mut site = BoardSite(board);
+    let mut site = InNamespace::Board(board);
     conversation(&mut site, browser, "-firmware");
-    let log = site.0.log.text();
+    let InNamespace::Board(board) = site else { unreachable!("the board's site") };
+    let log = board.log.text();
     for bad in ["ERROR", "panic", "HardFault"] {
-        assert!(!log.contains(bad), "the firmware's log has {bad:?}:\n{}", site.0.describe());
+        assert!(!log.contains(bad), "the firmware's log has {bad:?}:\n{}", board.describe());
     }
 }
