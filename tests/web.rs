@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tests::board::{firmware, require_tools, Board};
 use tests::netns::{Clients, Netns, LINE_CLIENT, PORT, SERVER_ADDRESS, SERVER_IP, TAP};
-use tests::webdriver::{self, Browser};
+use tests::webdriver::{self, Browser, TempDir};
 use tests::{bin, root, Proc, Raw, Transcript, WAIT};
 
 /// Enter, as WebDriver types it.
@@ -426,8 +426,7 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
     if let Some(why) = webdriver::unavailable() {
         panic!("cannot run the browser: {why}");
     }
-    let dir = std::env::temp_dir().join(format!("chat-web-password-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let dir = TempDir::new();
     let file = dir.join("password");
     std::fs::write(&file, "open sesame\n").expect("write the password file");
     let ops = dir.join("ops");
@@ -472,7 +471,6 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
     thread::sleep(Duration::from_millis(1500));
     page.see(&[]);
     assert_eq!(page.browser.run("return document.getElementById('status').dataset.state", json!([])), "closed");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A server in a namespace of its own, its web port 80: `tap-server

@@ -107,12 +107,12 @@ enum Endpoint {
 
 /// A browser session: the driver (and the relay, in a namespace), the
 /// browser's profile directory, and the session's id. Dropping it ends the
-/// session, kills the driver and the relay by PID and removes the
-/// directory.
+/// session, kills the driver and the relay by PID, then removes the
+/// directory (a field, dropped after this).
 pub struct Browser {
     endpoint: Endpoint,
     session: String,
-    dir: PathBuf,
+    dir: TempDir,
     driver: Proc,
     relay: Option<Proc>,
 }
@@ -121,7 +121,7 @@ impl Browser {
     /// Starts chromedriver on this machine's loopback, and a session.
     pub fn start() -> Browser {
         let port = free_port();
-        let dir = temp_dir();
+        let dir = TempDir::new();
         let driver = start_driver(&mut Command::new(CHROMEDRIVER), port);
         Browser::session(Endpoint::Tcp(format!("127.0.0.1:{port}")), dir, driver, None)
     }
@@ -131,7 +131,7 @@ impl Browser {
     pub fn start_in(ns: &Netns) -> Browser {
         // The namespace's loopback is its own: any port is free there.
         let port = 9515;
-        let dir = temp_dir();
+        let dir = TempDir::new();
         let driver = start_driver(&mut ns.command(CHROMEDRIVER), port);
         let socket = dir.join("webdriver.sock");
         let relay = Proc::spawn(ns.command("python3").arg("-c").arg(RELAY).arg(&socket).arg(port.to_string()));
@@ -139,7 +139,7 @@ impl Browser {
         Browser::session(Endpoint::Unix(socket), dir, driver, Some(relay))
     }
 
-    fn session(endpoint: Endpoint, dir: PathBuf, driver: Proc, relay: Option<Proc>) -> Browser {
+    fn session(endpoint: Endpoint, dir: TempDir, driver: Proc, relay: Option<Proc>) -> Browser {
         let mut browser = Browser { endpoint, session: String::new(), dir, driver, relay };
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
         args.push(format!("--user-data-dir={}", browser.dir.join("profile").display()));
@@ -274,7 +274,6 @@ impl Drop for Browser {
         }
         let _ = self.driver.child.kill();
         let _ = self.driver.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -285,14 +284,36 @@ fn start_driver(command: &mut Command, port: u16) -> Proc {
     driver
 }
 
-/// A fresh directory for the browser's profile (and the relay's socket).
-fn temp_dir() -> PathBuf {
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let dir =
-        std::env::temp_dir().join(format!("chat-web-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
+/// A fresh directory of this test's, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Makes `chat-web-{pid}-{n}` in the system's temporary directory.
+    pub fn new() -> TempDir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let count = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("chat-web-{}-{count}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    /// A path in it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> TempDir {
+        TempDir::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A loopback port nothing listens on now.
