@@ -313,6 +313,7 @@ fn conversation(site: &mut impl Site, browser: Browser, name: &str) {
         "the page saying we left",
         "return document.getElementById('status').textContent === 'you left the room'",
     );
+    page.marked("webby left! (bye)", "own", true);
     page.asked_for_a_nickname("");
     page.browser.screenshot(&root().join(format!("target/web-screenshot{name}-left.png")));
     eprintln!("{name}: the page's conversation took {:?}", started.elapsed());
