@@ -8,4 +8,5 @@
 pub mod bench;
 pub mod client;
 pub mod conn;
+pub mod keepalive;
 pub mod server;
