@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tests::{bin, in_ci, listening_addr, root, seed_client, ChatServer, Proc, Raw, WAIT};
@@ -154,55 +155,272 @@ fn chat_client_names_the_address_it_cannot_reach() {
     assert!(err.contains(&addr) && err.to_lowercase().contains("refused"), "{err}");
 }
 
-#[test]
-fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(!in_ci(), "tmux is missing (tests/run.sh installs it)");
-        eprintln!("skipped: tmux is not installed");
-        return;
-    }
-    let server = ChatServer::start(&[]);
-    let session = format!("chat-test-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let out = Command::new("tmux").args(args).output().expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    struct Session(String);
-    impl Drop for Session {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+/// A terminal for `chat-client`: a tmux server of the test's own (its own
+/// socket), killed when the test is done.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Runs `chat-client ARGS` in a detached `width`×`height` window, or
+    /// `None` (said on stderr) where tmux is missing; under CI it must be there.
+    fn client(args: &[&str], width: u16, height: u16) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(!in_ci(), "tmux is missing (tests/run.sh installs it)");
+            eprintln!("skipped: tmux is not installed");
+            return None;
         }
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!("chat-test-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
+        let tmux = Tmux { socket };
+        let mut command = vec![bin("host", "chat-client").display().to_string()];
+        command.extend(args.iter().map(|a| a.to_string()));
+        let (width, height) = (width.to_string(), height.to_string());
+        let mut new = vec!["new-session", "-d", "-s", "chat", "-x", &width, "-y", &height];
+        new.extend(command.iter().map(String::as_str));
+        tmux.run(&new);
+        // The pane stays when the client exits, so its last words can be read.
+        tmux.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
+        Some(tmux)
     }
-    let client = format!("{} {} --nick alice", bin("host", "chat-client").display(), server.addr);
-    tmux(&["new-session", "-d", "-s", &session, "-x", "100", "-y", "20", &client]);
-    let _guard = Session(session.clone());
-    let pane = || tmux(&["capture-pane", "-p", "-t", &session]);
-    let wait_pane = |needle: &str| {
+
+    /// Runs a tmux command on this server; its stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").args(["-L", &self.socket]).args(args).output().expect("run tmux");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Presses keys (tmux key names: `Enter`, `C-c`; other words are typed).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "chat"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Types `text` as it is.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "chat", "-l", text]);
+    }
+
+    /// Pastes `text` as a terminal does (newlines become Enter); `bracketed`:
+    /// inside bracketed-paste marks, as the client asks for.
+    fn paste(&self, text: &str, bracketed: bool) {
+        self.run(&["set-buffer", "-b", "paste", text]);
+        let mut args = vec!["paste-buffer", "-d", "-b", "paste", "-t", "chat"];
+        if bracketed {
+            args.push("-p");
+        }
+        self.run(&args);
+    }
+
+    /// The screen.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "chat"])
+    }
+
+    /// The scrollback and the screen, wrapped rows joined (a terminal
+    /// re-wraps what it shows when it is resized).
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "chat"])
+    }
+
+    /// Waits until the screen shows `needle`; the screen then.
+    fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let screen = pane();
+            let screen = self.screen();
             if screen.contains(needle) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "pane never showed {needle:?}:\n{screen}");
+            assert!(Instant::now() < deadline, "the screen never showed {needle:?}:\n{screen}");
             std::thread::sleep(Duration::from_millis(50));
         }
-    };
-    wait_pane("Connected to server!");
-    tmux(&["send-keys", "-t", &session, "-l", "half typed"]);
-    wait_pane("half typed");
+    }
+
+    /// Whether the client has exited.
+    fn exited(&self) -> bool {
+        self.run(&["list-panes", "-t", "chat", "-F", "#{pane_dead}"]).trim() == "1"
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+    }
+}
+
+/// A raw line client in the room as `nick`, to read what others send.
+fn raw_member(server: &ChatServer, nick: &str) -> Raw {
+    let mut raw = Raw::connect(&server.addr);
+    raw.expect("NICK");
+    raw.send(format!("{nick}\n").as_bytes());
+    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
+    raw
+}
+
+/// Reads lines until `count` of them start with `prefix`; returns those.
+fn lines_from(raw: &mut Raw, prefix: &str, count: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    while lines.len() < count {
+        let line = raw.line();
+        assert!(!line.is_empty(), "the server closed; got {lines:?}");
+        if let Some(text) = line.strip_prefix(prefix) {
+            lines.push(text.trim_end_matches('\n').to_owned());
+        }
+    }
+    lines
+}
+
+#[test]
+fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
+    let server = ChatServer::start(&[]);
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 100, 20) else { return };
+    tmux.wait_for("Connected to server!");
+    tmux.type_text("half typed");
+    tmux.wait_for("half typed");
     let mut bob = Raw::connect(&server.addr);
     bob.expect("NICK");
     bob.send(b"bob\nhello from bob\n");
-    let screen = wait_pane("bob: hello from bob");
+    let screen = tmux.wait_for("bob: hello from bob");
     let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
     let typed = lines.iter().position(|l| l.contains("half typed")).expect("typed text on screen");
     let arrived = lines.iter().position(|l| l.contains("bob: hello from bob")).expect("message on screen");
     assert!(arrived < typed, "the message appears above the input line:\n{screen}");
     assert_eq!(lines.last().map(|l| l.trim_end()), Some(lines[typed].trim_end()), "{screen}");
-    assert!(lines[typed].ends_with("half typed") || lines[typed].trim_end().ends_with("half typed"), "{screen}");
-    tmux(&["send-keys", "-t", &session, " now", "Enter"]);
+    assert!(lines[typed].trim_end().ends_with("> half typed"), "{screen}");
+    tmux.keys(&[" now", "Enter"]);
     bob.expect("bob joined!\nConnected to server!\nbob: hello from bob\nalice: half typed now\n");
+}
+
+#[test]
+fn chat_client_sends_lines_typed_ahead_in_order() {
+    let server = ChatServer::start(&[]);
+    let mut bob = raw_member(&server, "bob");
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
+    // Typed at once, before the client is even in the room.
+    tmux.keys(&["one", "Enter", "two", "Enter", "three", "Enter"]);
+    bob.expect("alice joined!\nalice: one\nalice: two\nalice: three\n");
+    tmux.wait_for("alice: three");
+    // And fast, in the room.
+    tmux.keys(&["four", "Enter", "five", "Enter", "six", "Enter"]);
+    bob.expect("alice: four\nalice: five\nalice: six\n");
+}
+
+#[test]
+fn chat_client_sends_a_50_line_paste_whole_and_in_order_while_lines_arrive() {
+    let server = ChatServer::start(&["--no-throttle"]);
+    let mut bob = raw_member(&server, "bob");
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
+    bob.expect("alice joined!\n");
+    tmux.wait_for("Connected to server!");
+    // Lines arrive while the paste is typed in.
+    let chatter: String = (0..200).map(|i| format!("chatter {i}\n")).collect();
+    bob.send(chatter.as_bytes());
+    let pasted: Vec<String> = (1..=50).map(|i| format!("pasted line {i} of 50")).collect();
+    tmux.paste(&format!("{}\n", pasted.join("\n")), false);
+    assert_eq!(lines_from(&mut bob, "alice: ", 50), pasted);
+    tmux.wait_for("alice: pasted line 50 of 50");
+    let history = tmux.history();
+    let shown: Vec<&str> =
+        history.lines().filter_map(|l| l.split_once("bob: chatter ").map(|(_, n)| n.trim_end())).collect();
+    let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    assert_eq!(shown, expected, "every line that arrived is on screen, in order:\n{history}");
+}
+
+#[test]
+fn chat_client_sends_a_bracketed_paste_line_by_line_on_enter() {
+    let server = ChatServer::start(&[]);
+    let mut bob = raw_member(&server, "bob");
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
+    bob.expect("alice joined!\n");
+    tmux.wait_for("Connected to server!");
+    tmux.paste("first\nsecond\nthird", true);
+    tmux.wait_for("third");
+    tmux.keys(&["Enter"]);
+    bob.expect("alice: first\nalice: second\nalice: third\n");
+}
+
+#[test]
+fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
+    let server = ChatServer::start(&[]);
+    let mut bob = raw_member(&server, "bob");
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
+    bob.expect("alice joined!\n");
+    tmux.wait_for("Connected to server!");
+    tmux.type_text("never sent");
+    tmux.wait_for("never sent");
+    tmux.keys(&["C-c"]);
+    tmux.type_text("sent");
+    tmux.keys(&["Enter"]);
+    bob.expect("alice: sent\n");
+    assert!(!tmux.exited(), "Ctrl-C does not quit:\n{}", tmux.screen());
+    // Ctrl-D on a line with text deletes; on an empty line it leaves the room.
+    tmux.type_text("x");
+    tmux.keys(&["C-a", "C-d", "C-d"]);
+    bob.expect("alice left!\n");
+    let deadline = Instant::now() + WAIT;
+    while !tmux.exited() {
+        assert!(Instant::now() < deadline, "chat-client did not exit after Ctrl-D:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.proc.stderr.wait_for("disconnected: quit");
+    assert!(log.contains("disconnected: quit"), "{log}");
+}
+
+#[test]
+fn chat_client_keeps_every_received_line_across_resizes_with_a_long_typed_line() {
+    let server = ChatServer::start(&["--no-throttle"]);
+    let mut bob = raw_member(&server, "bob");
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice", "--no-timestamps"], 60, 10) else { return };
+    bob.expect("alice joined!\n");
+    tmux.wait_for("Connected to server!");
+    let typed: String = (0..15).map(|i| format!("word{i:02} ")).collect();
+    tmux.type_text(&typed);
+    tmux.wait_for("word14");
+    let mut sent = 0;
+    for (width, height) in [("40", "8"), ("25", "12"), ("70", "6"), ("60", "10")] {
+        for _ in 0..10 {
+            bob.send(format!("message {sent}\n").as_bytes());
+            sent += 1;
+        }
+        tmux.wait_for(&format!("bob: message {}", sent - 1));
+        tmux.run(&["resize-window", "-t", "chat", "-x", width, "-y", height]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    bob.send(b"last\n");
+    tmux.wait_for("bob: last");
+    let history = tmux.history();
+    assert_eq!(history.matches("bob: message ").count(), sent, "each received line shown once:\n{history}");
+    let mut at = 0;
+    for i in 0..sent {
+        let needle = format!("bob: message {i}");
+        let found = history[at..]
+            .match_indices(&needle)
+            .find(|(start, _)| !history[at + start + needle.len()..].starts_with(|c: char| c.is_ascii_digit()));
+        let Some((start, _)) = found else { panic!("{needle:?} is not on screen after the one before:\n{history}") };
+        at += start + needle.len();
+    }
+    assert!(history.contains("Connected to server!"), "nothing was erased:\n{history}");
+    tmux.keys(&["Enter"]);
+    assert_eq!(lines_from(&mut bob, "alice: ", 1), [typed]);
+}
+
+#[test]
+fn chat_client_sends_a_long_line_as_several_whole_lines() {
+    let server = ChatServer::start(&[]);
+    let mut bob = raw_member(&server, "bob");
+    let mut alice = chat_client(&server.addr, &["--nick", "alice"]);
+    bob.expect("alice joined!\n");
+    // 1,300 bytes, two-byte characters among one-byte ones: no cut may split one.
+    let line: String = "aé".repeat(433) + "a";
+    assert_eq!(line.len(), 1300);
+    alice.type_in(&format!("{line}\n"));
+    let got = lines_from(&mut bob, "alice: ", 3);
+    assert!(got.iter().all(|piece| piece.len() <= 512), "{got:?}");
+    assert_eq!(got.concat(), line);
+    alice.close_stdin();
+    assert!(alice.wait().success());
 }
 
 #[test]

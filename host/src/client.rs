@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use log::{debug, warn};
 use reedline::{
-    default_emacs_keybindings, ColumnarMenu, Completer, Emacs, ExternalPrinter, KeyCode, KeyModifiers, MenuBuilder,
-    Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineMenu, Signal, Span,
+    default_emacs_keybindings, ColumnarMenu, Completer, EditCommand, Emacs, ExternalPrinter, KeyCode, KeyModifiers,
+    MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineMenu, Signal, Span,
     Suggestion,
 };
 
@@ -208,7 +208,6 @@ fn run_inner(options: Options) -> Result<(), Failure> {
     let terminal = io::stdin().is_terminal()
         && io::stdout().is_terminal()
         && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
-    let stream = connect(&options.addr, options.keepalive)?;
     let (events_tx, events) = mpsc::channel();
     let shared = Arc::new(Shared::default());
     let looks = Looks {
@@ -224,6 +223,15 @@ fn run_inner(options: Options) -> Result<(), Failure> {
         (Input::Stdin, Output::Stdout)
     };
     let screen = Screen { output: Arc::new(Mutex::new(output)), looks };
+    // The editor is already reading what the user types ahead.
+    let stream = match connect(&options.addr, options.keepalive) {
+        Ok(stream) => stream,
+        Err(failure) => {
+            let mut input = input;
+            input.stop();
+            return Err(failure);
+        }
+    };
     let mut client = Client {
         addr: options.addr,
         dialect: options.dialect,
@@ -266,11 +274,23 @@ fn connect(addr: &str, keepalive: Duration) -> Result<TcpStream, Failure> {
 /// Why the client stops with exit status 1; displayed as the one line on stderr.
 #[derive(Debug)]
 enum Failure {
-    Connect { addr: String, err: io::Error },
+    Connect {
+        addr: String,
+        err: io::Error,
+    },
     /// `notice`: why, if the server said so and it was not shown already.
-    ClosedByServer { addr: String, notice: Option<String> },
-    Lost { addr: String, err: io::Error },
-    NickRefused { nick: String, notice: Option<String> },
+    ClosedByServer {
+        addr: String,
+        notice: Option<String>,
+    },
+    Lost {
+        addr: String,
+        err: io::Error,
+    },
+    NickRefused {
+        nick: String,
+        notice: Option<String>,
+    },
     EmptyNick,
     Output(io::Error),
     Input(io::Error),
@@ -520,7 +540,13 @@ fn spawn_receiver(stream: TcpStream, dialect: Dialect, screen: Screen, events: S
 }
 
 /// Reads and shows everything the server sends, until the connection ends.
-fn receive(mut stream: TcpStream, dialect: Dialect, screen: &Screen, events: &Sender<Event>, shared: &Shared) -> Closed {
+fn receive(
+    mut stream: TcpStream,
+    dialect: Dialect,
+    screen: &Screen,
+    events: &Sender<Event>,
+    shared: &Shared,
+) -> Closed {
     let mut splitter = Splitter::new(dialect);
     let mut session = Session::new(dialect);
     let mut buf = [0; 4096];
@@ -1105,6 +1131,10 @@ impl LineEditor {
         let shown = ChatPrompt(prompt.clone());
         let stop = stopping.clone();
         let thread = thread::Builder::new().name("editor".into()).spawn(move || {
+            match typed_before_start(&events) {
+                Ok(partial) => editor.run_edit_commands(&[EditCommand::InsertString(partial)]),
+                Err(err) => warn!("cannot read what was typed before the editor started: {err}"),
+            }
             let event = loop {
                 match editor.read_line(&shown) {
                     Ok(Signal::Success(buffer)) => {
@@ -1146,6 +1176,36 @@ impl LineEditor {
             }
         }
     }
+}
+
+/// Sends the lines typed before the editor started, and returns the last,
+/// unfinished one. They reached the terminal while it still translated Enter
+/// into a line feed, which the editor would take for Ctrl-J.
+fn typed_before_start(events: &Sender<Event>) -> io::Result<String> {
+    use crossterm::event::{self, Event as Term, KeyCode as Key, KeyEvent, KeyEventKind, KeyModifiers as Mods};
+    crossterm::terminal::enable_raw_mode()?;
+    let mut line = String::new();
+    let mut read = || -> io::Result<()> {
+        while event::poll(Duration::ZERO)? {
+            match event::read()? {
+                Term::Key(KeyEvent { code, modifiers, kind: KeyEventKind::Press, .. }) => match code {
+                    Key::Enter => drop(events.send(Event::Input(std::mem::take(&mut line)))),
+                    Key::Char('j') if modifiers == Mods::CONTROL => {
+                        drop(events.send(Event::Input(std::mem::take(&mut line))))
+                    }
+                    Key::Char(c) if !modifiers.intersects(Mods::CONTROL | Mods::ALT) => line.push(c),
+                    Key::Backspace => drop(line.pop()),
+                    _ => {}
+                },
+                Term::Paste(text) => line.push_str(&text),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    let result = read();
+    crossterm::terminal::disable_raw_mode()?;
+    result.map(|()| line)
 }
 
 /// The prompt: set by the main thread as the registration goes.
@@ -1274,7 +1334,9 @@ mod tests {
     fn session_follows_registration() {
         let mut session = Session::new(Dialect::Line);
         let shown = |(show, _): &(Vec<String>, Option<Event>)| show.clone();
-        assert!(matches!(session.on_line("NICK".into()), (ref s, Some(Event::NickAsked { notice: None })) if s.is_empty()));
+        assert!(
+            matches!(session.on_line("NICK".into()), (ref s, Some(Event::NickAsked { notice: None })) if s.is_empty())
+        );
         // A refusal is held back: it comes with the next request, to be told once.
         let refused = "*** nickname \"a\" refused: it is taken".to_owned();
         assert!(matches!(session.on_line(refused.clone()), (ref s, None) if s.is_empty()));
@@ -1329,7 +1391,8 @@ mod tests {
     fn the_room_is_learned_from_what_the_server_says() {
         let shared = Shared::default();
         *lock(&shared.nick) = Some("me".into());
-        for line in ["*** 3 in the room: me bob carol", "dave joined!", "bob left! (bye)", "*** me is now known as you"] {
+        for line in ["*** 3 in the room: me bob carol", "dave joined!", "bob left! (bye)", "*** me is now known as you"]
+        {
             learn(line, &shared);
         }
         let nicks: Vec<String> = lock(&shared.nicks).iter().cloned().collect();
