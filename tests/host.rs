@@ -590,6 +590,8 @@ fn chat_client_reconnects_as_the_same_nickname() {
     alice.stdout.wait_for("Connected to server!\n");
     first.proc.signal(15);
     assert!(first.proc.wait().success());
+    let log = first.proc.stderr.text();
+    assert!(log.contains("shutting down: telling 1 client\n"), "{log}");
     alice.stdout.wait_for(&format!("*** connection to {addr} closed by the server; reconnecting\n"));
     // The same address again.
     let second = Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", &addr]));

@@ -38,6 +38,11 @@ struct Cli {
     #[arg(long)]
     no_throttle: bool,
 
+    /// Seconds of silence before TCP keepalive probes a client: one that
+    /// vanished is disconnected about twice that long later (at most 20 s more).
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = host::keepalive::parse_secs)]
+    keepalive: std::time::Duration,
+
     /// Seconds a connection may take to choose a nickname.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     registration_timeout: u64,
@@ -89,7 +94,7 @@ fn main() -> ExitCode {
     };
     let mut storage = Storage::new(&options);
     let server = match Server::new(listener, &mut storage, options.config) {
-        Ok(server) => server,
+        Ok(server) => server.with_keepalive(cli.keepalive),
         Err(e) => {
             eprintln!("chat-server: cannot start: {e}");
             return ExitCode::FAILURE;
