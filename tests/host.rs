@@ -298,9 +298,7 @@ fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
 
 #[test]
 fn chat_client_sends_lines_typed_ahead_in_order() {
-    // Without flood control: a line it holds back reaches its sender but
-    // not always the rest of the room (a server issue, not this test's).
-    let server = ChatServer::start(&["--no-throttle"]);
+    let server = ChatServer::start(&[]);
     let mut bob = raw_member(&server, "bob");
     let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
     // Typed at once, before the client is even in the room.

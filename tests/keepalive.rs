@@ -6,8 +6,9 @@
 //! server in one and the client in the other, then takes the client's end of
 //! the link down: from then on every packet between them is lost, and no
 //! FIN or reset can tell either side. Dropping the namespaces kills what
-//! runs in them, by PID, and deletes them. Needs root; run with
-//! `--include-ignored` (tests/run.sh does).
+//! runs in them, by PID, and deletes them. Needs root: the tests are
+//! `#[ignore]`d, `--include-ignored` runs them (tests/run.sh does), and they
+//! fail where namespaces cannot be made.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,11 +28,11 @@ struct Link {
 }
 
 impl Link {
-    /// The link for `test`, or `None` where namespaces cannot be made
-    /// (outside CI; under `CI=true` that fails the test).
-    fn for_test(test: &str) -> Option<Link> {
-        let server = Netns::for_test(test)?;
-        let client = Netns::for_test(test)?;
+    /// The link for `test`; fails the test, saying why, where namespaces
+    /// cannot be made.
+    fn for_test(test: &str) -> Link {
+        let server = Netns::for_test(test);
+        let client = Netns::for_test(test);
         let link = Link { server, client };
         let steps: [(&Netns, &[&str]); 5] = [
             (
@@ -46,7 +47,7 @@ impl Link {
         for (ns, args) in steps {
             ip(ns, args);
         }
-        Some(link)
+        link
     }
 
     /// Loses every packet from now on: the client's end of the link goes down.
@@ -74,7 +75,7 @@ fn server(link: &Link, keepalive: &str) -> Proc {
 #[test]
 #[ignore = "needs root and network namespaces"]
 fn chat_server_notices_a_client_that_vanished() {
-    let Some(link) = Link::for_test("chat_server_notices_a_client_that_vanished") else { return };
+    let link = Link::for_test("chat_server_notices_a_client_that_vanished");
     let server = server(&link, "1");
     let mut client = Proc::spawn(link.client.command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]));
     client.stdout.wait_for("NICK");
@@ -99,7 +100,7 @@ fn chat_server_notices_a_client_that_vanished() {
 #[test]
 #[ignore = "needs root and network namespaces"]
 fn chat_client_notices_a_server_that_vanished() {
-    let Some(link) = Link::for_test("chat_client_notices_a_server_that_vanished") else { return };
+    let link = Link::for_test("chat_client_notices_a_server_that_vanished");
     // The server would wait far longer than this test.
     let _server = server(&link, "3600");
     let addr = format!("{SERVER_IP}:{PORT}");

@@ -7,18 +7,22 @@
 
 use std::hint::black_box;
 
-use chat_core::{Client, ClientId, Config, Instant, Line, Room};
+use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 struct Bench {
-    clients: Vec<Client>,
-    lines: Vec<Line>,
+    clients: Vec<ClientStorage>,
+    lines: Vec<LineStorage>,
     bytes: Vec<u8>,
 }
 
 impl Bench {
     fn new(capacity: usize) -> Bench {
-        Bench { clients: vec![Client::EMPTY; capacity], lines: vec![Line::EMPTY; 1 << 15], bytes: vec![0; 1 << 20] }
+        Bench {
+            clients: vec![ClientStorage::EMPTY; capacity],
+            lines: vec![LineStorage::EMPTY; 1 << 15],
+            bytes: vec![0; 1 << 20],
+        }
     }
 
     /// A room of `n` registered line clients, everything they were sent read.

@@ -55,14 +55,14 @@ mod nick;
 mod ring;
 mod room;
 mod time;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use clean::clean;
 pub use nick::{Nick, NickError, MAX_NICK};
-pub use ring::Line;
-pub use room::{
-    Client, ClientId, Config, Dialect, Reason, Room, RoomFull, Status, Storage, Throttle, MAX_LINE, ROOM_FULL,
-};
-pub use time::Instant;
+pub use ring::LineStorage;
+pub use room::{ClientId, ClientStorage, Config, Reason, Room, RoomFull, Status, Storage, Throttle};
+pub use time::{Duration, Instant};
+pub use wire::{Dialect, MAX_LINE, ROOM_FULL};

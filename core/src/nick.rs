@@ -35,7 +35,7 @@ impl fmt::Display for NickError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             NickError::Empty => "it is empty",
-            NickError::TooLong => "it is longer than 32 bytes",
+            NickError::TooLong => return write!(f, "it is longer than {MAX_NICK} bytes"),
             NickError::BadCharacter => "it has a space, ':' or a control character",
             NickError::BadStart => "it starts with '/', '*', '!' or '#'",
             NickError::Taken => "it is taken",

@@ -11,23 +11,44 @@
 //! lines are dropped, and the room disconnects any client that had not read
 //! them yet (see `Room::push`).
 
-/// Who a line is for.
-pub(crate) const EVERYONE: u16 = u16::MAX;
+use crate::room::ClientId;
 
-/// One index entry of the ring: where a line's bytes are and who may read it.
-/// Callers allocate these (see [`crate::Storage`]) but never look inside.
+/// Who a line is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recipient {
+    /// Every client in the room from the line on (a broadcast).
+    Everyone,
+    /// One client only: a notice, a reply, a private message.
+    One(ClientId),
+}
+
+/// One index entry of the log: where a line's bytes are and who may read
+/// it. An opaque storage cell, as smoltcp's `SocketStorage` is: callers
+/// allocate these (see [`crate::Storage`]) but never look inside.
 #[derive(Clone, Copy, Debug)]
-pub struct Line {
+pub struct LineStorage {
     /// Absolute byte offset of the line's first byte (position = start % len).
     start: u64,
     len: u16,
-    /// A client slot, or [`EVERYONE`].
-    to: u16,
+    to: Recipient,
 }
 
-impl Line {
+/// The index entry as the ring reads it.
+pub(crate) type Line = LineStorage;
+
+impl LineStorage {
     /// An unused entry, for initialising storage.
-    pub const EMPTY: Line = Line { start: 0, len: 0, to: EVERYONE };
+    pub const EMPTY: LineStorage = LineStorage { start: 0, len: 0, to: Recipient::Everyone };
+
+    /// Who the line is for.
+    pub(crate) fn to(self) -> Recipient {
+        self.to
+    }
+
+    /// Its length in bytes, `\n` included.
+    pub(crate) fn len(self) -> usize {
+        usize::from(self.len)
+    }
 }
 
 /// Where a client is in the log: the next line it has to send, and how many
@@ -39,6 +60,33 @@ pub(crate) struct Cursor {
     /// Seed dialect only: the line's wire form starts with a `\n` separator
     /// (it was not the first line of its write).
     pub sep: bool,
+}
+
+impl Cursor {
+    /// At the start of line `seq`.
+    pub const fn at(seq: u64) -> Cursor {
+        Cursor { seq, sent: 0, sep: false }
+    }
+
+    /// Whether a line is partly sent: the cursor cannot skip past it.
+    pub fn in_line(self) -> bool {
+        self.sent > 0
+    }
+
+    /// Counts `n` bytes of the current line (`len` bytes long on the wire)
+    /// as sent; past its end the cursor moves to the next line. Returns the
+    /// bytes of `n` beyond this line.
+    pub fn advance(&mut self, n: usize, len: usize) -> usize {
+        let rest = len.saturating_sub(usize::from(self.sent));
+        if n >= rest {
+            *self = Cursor::at(self.seq + 1);
+            n - rest
+        } else {
+            // `sent + n` is below `len`, a line's length: it fits a u16.
+            self.sent += n as u16;
+            0
+        }
+    }
 }
 
 pub(crate) struct Ring<'a> {
@@ -68,18 +116,6 @@ impl<'a> Ring<'a> {
     /// The entry for a sequence number in `first..next`.
     pub fn line(&self, seq: u64) -> Line {
         self.lines[(seq % self.lines.len() as u64) as usize]
-    }
-
-    pub fn is_for(line: Line, slot: u16) -> bool {
-        line.to == slot
-    }
-
-    pub fn is_broadcast(line: Line) -> bool {
-        line.to == EVERYONE
-    }
-
-    pub fn len_of(line: Line) -> usize {
-        usize::from(line.len)
     }
 
     /// The bytes of a line (including its `\n`).
@@ -131,7 +167,7 @@ impl<'a> Ring<'a> {
     /// Appends a line made of `parts` (at most `u16::MAX` bytes in all and
     /// no more than the ring holds) for `to`, dropping old lines as needed.
     /// Returns its sequence number.
-    pub fn push(&mut self, parts: &[&[u8]], to: u16) -> u64 {
+    pub fn push(&mut self, parts: &[&[u8]], to: Recipient) -> u64 {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         self.first = self.first_after_push(len);
         let start = self.place(len);
@@ -142,7 +178,7 @@ impl<'a> Ring<'a> {
         }
         let seq = self.next;
         let slots = self.lines.len() as u64;
-        self.lines[(seq % slots) as usize] = Line { start, len: len as u16, to };
+        self.lines[(seq % slots) as usize] = LineStorage { start, len: len as u16, to };
         self.next += 1;
         self.end = start + len as u64;
         seq
@@ -158,8 +194,8 @@ mod test {
         let mut lines = [Line::EMPTY; 8];
         let mut bytes = [0u8; 16];
         let mut ring = Ring::new(&mut lines, &mut bytes);
-        let a = ring.push(&[b"abcde\n"], EVERYONE);
-        let b = ring.push(&[b"fghi\n"], EVERYONE);
+        let a = ring.push(&[b"abcde\n"], Recipient::Everyone);
+        let b = ring.push(&[b"fghi\n"], Recipient::Everyone);
         let (la, lb) = (ring.line(a), ring.line(b));
         assert!(ring.follows(la, lb));
         assert_eq!(ring.span(la, 2, lb), b"cde\nfghi\n");
@@ -168,12 +204,13 @@ mod test {
         // `b` too.
         assert_eq!(ring.first_after_push(7), 2);
         assert_eq!(ring.first_after_push(6), 1);
-        let c = ring.push(&[b"ijklm", b"\n"], 3);
+        let three = ClientId::new(3).unwrap();
+        let c = ring.push(&[b"ijklm", b"\n"], Recipient::One(three));
         assert_eq!(ring.first(), 1);
         assert!(!ring.follows(ring.line(b), ring.line(c)));
         assert_eq!(ring.text(ring.line(c)), b"ijklm\n");
         assert_eq!(ring.text(ring.line(b)), b"fghi\n");
-        assert!(Ring::is_for(ring.line(c), 3));
+        assert_eq!(ring.line(c).to(), Recipient::One(three));
     }
 
     #[test]
@@ -182,8 +219,18 @@ mod test {
         let mut bytes = [0u8; 64];
         let mut ring = Ring::new(&mut lines, &mut bytes);
         for _ in 0..3 {
-            ring.push(&[b"x\n"], EVERYONE);
+            ring.push(&[b"x\n"], Recipient::Everyone);
         }
         assert_eq!((ring.first(), ring.next()), (1, 3));
+    }
+
+    #[test]
+    fn a_cursor_moves_line_by_line_and_remembers_a_partial_line() {
+        let mut cursor = Cursor::at(7);
+        assert_eq!(cursor.advance(3, 10), 0);
+        assert_eq!((cursor.seq, cursor.sent, cursor.in_line()), (7, 3, true));
+        assert_eq!(cursor.advance(9, 10), 2, "two bytes belong to the next line");
+        assert_eq!(cursor, Cursor::at(8));
+        assert!(!cursor.in_line());
     }
 }

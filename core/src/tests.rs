@@ -6,66 +6,227 @@ extern crate std;
 
 use std::boxed::Box;
 use std::string::String;
+use std::string::ToString;
 use std::vec::Vec;
 use std::{format, vec};
 
+use crate::wire::{ROOM_FULL, SLOW_DOWN};
 use crate::*;
+use std::str;
 
 /// A room of 8 clients with a 4 KiB log, as on the board.
 type Board = Storage<8, 128, 4096>;
 
+/// The client's end of an in-memory connection, as [`Room::pump`] sees it
+/// through [`Wire`]. The client reads only when a test says so
+/// ([`Sim::writes`]): until then its socket takes nothing, as a socket
+/// whose buffer is full, and what the room has for it waits in the log.
+#[derive(Default)]
+struct Peer {
+    /// Sent by the client, not read by the room yet.
+    unread: Vec<u8>,
+    /// The client closed its side: after `unread`, reads see the end.
+    hung_up: bool,
+    /// Bytes the client's socket takes in one write before it is full.
+    budget: usize,
+    /// What each write carried since the test last looked.
+    writes: Vec<Vec<u8>>,
+    /// Why the room closed the connection, once it has.
+    closed: Option<Reason>,
+}
+
+/// A [`Peer`] as an `embedded-io` connection.
+struct Wire<'p>(&'p mut Peer);
+
+impl embedded_io::ErrorType for Wire<'_> {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::ReadReady for Wire<'_> {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(!self.0.unread.is_empty() || self.0.hung_up)
+    }
+}
+
+impl embedded_io::Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let n = buf.len().min(self.0.unread.len());
+        buf[..n].copy_from_slice(&self.0.unread[..n]);
+        self.0.unread.drain(..n);
+        Ok(n)
+    }
+}
+
+impl embedded_io::WriteReady for Wire<'_> {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(self.0.budget > 0)
+    }
+}
+
+impl embedded_io::Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let n = buf.len().min(self.0.budget);
+        self.0.budget -= n;
+        self.0.writes.push(buf[..n].to_vec());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A room and its clients on a simulated clock, driven as a frontend drives
+/// it: every byte goes through [`Room::pump`], and after each event the
+/// room's deadlines are handled and every client it names is pumped.
 struct Sim {
     room: Room<'static>,
     now: Instant,
+    peers: Vec<Peer>,
 }
 
 impl Sim {
+    /// A room with the protocol's defaults, but no history on join: the
+    /// tests of history say so.
     fn new() -> Sim {
         Sim::with(Config::default())
     }
 
     fn with(config: Config) -> Sim {
         let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
-        Sim { room: storage.room(config), now: Instant::ZERO }
+        Sim::in_room(storage.room(Config { history: 0, ..config }))
+    }
+
+    fn with_history(lines: u16) -> Sim {
+        let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
+        Sim::in_room(storage.room(Config { history: lines, ..Config::default() }))
+    }
+
+    fn in_room(room: Room<'static>) -> Sim {
+        let peers = (0..room.capacity()).map(|_| Peer::default()).collect();
+        Sim { room, now: Instant::ZERO, peers }
     }
 
     fn unthrottled() -> Sim {
         Sim::with(Config { throttle: None, ..Config::default() })
     }
 
-    fn tick(&mut self, ms: u64) {
-        self.now = self.now + ms;
+    fn throttled(burst: u16, interval_ms: u64) -> Sim {
+        let throttle = Throttle { burst, interval: Duration::from_millis(interval_ms) };
+        Sim::with(Config { throttle: Some(throttle), ..Config::default() })
+    }
+
+    /// The frontend pumps one connection (it had a readiness event).
+    fn pump(&mut self, id: ClientId) {
+        let peer = &mut self.peers[id.index()];
+        if peer.closed.is_some() {
+            return;
+        }
+        if let Status::Closed(reason) = self.room.pump(id, &mut Wire(peer), self.now) {
+            peer.closed = Some(reason);
+        }
+    }
+
+    /// The rest of a frontend's wake-up: deadlines, then every client the
+    /// room names. Fails if the frontend would spin: a deadline due now
+    /// left after the room did all it had to do.
+    fn step(&mut self) {
         self.room.handle_timeout(self.now);
+        let mut pumps = 0;
+        while let Some(id) = self.room.poll_ready(self.now) {
+            self.pump(id);
+            pumps += 1;
+            assert!(pumps < 10_000, "poll_ready never ran dry");
+        }
+        let next = self.room.poll_timeout();
+        assert!(next.is_none_or(|at| at > self.now), "the loop would spin: deadline {next:?} at {:?}", self.now);
+    }
+
+    /// Jumps the clock to the room's next deadline and wakes up there, as
+    /// quinn-proto's `Pair::drive` does, until the room has none left or
+    /// `limit` has passed.
+    fn drive(&mut self, limit_ms: u64) {
+        let limit = self.now + Duration::from_millis(limit_ms);
+        self.step();
+        while let Some(at) = self.room.poll_timeout().filter(|&at| at <= limit) {
+            self.now = at;
+            self.step();
+        }
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now = self.now + Duration::from_millis(ms);
+        self.step();
     }
 
     fn connect(&mut self) -> ClientId {
         let id = self.room.accept(self.now).expect("room has space");
+        self.peers[id.index()] = Peer::default();
+        self.pump(id);
+        self.step();
         assert_eq!(self.writes(id), vec!["NICK"], "greeting");
         id
     }
 
-    /// Hands the room bytes a client sent, as one read.
+    /// The client sends `bytes`, in one segment; returns how many the room
+    /// read (the rest waits in the socket, as for flood control).
+    fn offer(&mut self, id: ClientId, bytes: &[u8]) -> usize {
+        let peer = &mut self.peers[id.index()];
+        let before = peer.unread.len();
+        peer.unread.extend_from_slice(bytes);
+        self.pump(id);
+        self.step();
+        before + bytes.len() - self.peers[id.index()].unread.len()
+    }
+
+    /// The client sends `bytes`, and the room reads them all.
     fn send(&mut self, id: ClientId, bytes: &[u8]) {
-        let taken = self.room.receive(id, bytes, self.now);
-        assert_eq!(taken, bytes.len(), "room refused input");
+        assert_eq!(self.offer(id, bytes), bytes.len(), "room left input unread");
+    }
+
+    /// The client closes its side.
+    fn hang_up(&mut self, id: ClientId) {
+        self.peers[id.index()].hung_up = true;
+        self.pump(id);
+        self.step();
+    }
+
+    /// The client reads, `piece` bytes a write at most, until nothing more
+    /// comes; returns what each write carried.
+    fn read_in_pieces(&mut self, id: ClientId, piece: usize) -> Vec<Vec<u8>> {
+        loop {
+            self.peers[id.index()].budget = piece;
+            let before = self.peers[id.index()].writes.len();
+            self.pump(id);
+            self.step();
+            if self.peers[id.index()].writes.len() == before {
+                break;
+            }
+        }
+        self.peers[id.index()].budget = 0;
+        std::mem::take(&mut self.peers[id.index()].writes)
     }
 
     /// Everything pending for a client, one entry per write.
     fn writes(&mut self, id: ClientId) -> Vec<String> {
-        let mut writes = Vec::new();
-        let mut buf = [0; 4096];
-        loop {
-            let n = self.room.transmit(id, &mut buf);
-            if n == 0 {
-                return writes;
-            }
-            writes.push(String::from_utf8(buf[..n].to_vec()).expect("server sent UTF-8"));
-        }
+        self.read_in_pieces(id, usize::MAX)
+            .into_iter()
+            .map(|write| String::from_utf8(write).expect("server sent UTF-8"))
+            .collect()
     }
 
     /// Everything pending for a client, as one string.
     fn recv(&mut self, id: ClientId) -> String {
         self.writes(id).concat()
+    }
+
+    /// A line client joining a room that may have history for it.
+    fn line_client_after_history(&mut self, nick: &str) -> ClientId {
+        let id = self.connect();
+        self.send(id, format!("{nick}\n").as_bytes());
+        let got = self.recv(id);
+        assert!(got.starts_with(&format!("{nick} joined!\nConnected to server!\n")), "{got}");
+        id
     }
 
     fn line_client(&mut self, nick: &str) -> ClientId {
@@ -81,13 +242,30 @@ impl Sim {
         let id = self.connect();
         self.send(id, nick.as_bytes());
         assert_eq!(self.writes(id), Vec::<String>::new(), "no answer within the grace period");
-        self.tick(Config::default().seed_grace_ms);
+        self.tick(Config::default().seed_grace.millis());
         id
     }
 
+    /// The client reads one write of at most `n` bytes.
+    fn read_some(&mut self, id: ClientId, n: usize) -> Vec<u8> {
+        self.peers[id.index()].budget = n;
+        self.pump(id);
+        self.peers[id.index()].budget = 0;
+        self.step();
+        std::mem::take(&mut self.peers[id.index()].writes).concat()
+    }
+
+    /// The client reads what is left; why the room then closed its
+    /// connection, if it did.
     fn close(&mut self, id: ClientId) -> Option<Reason> {
         self.writes(id);
-        self.room.poll_close(id, self.now)
+        self.closed(id)
+    }
+
+    /// Why the room closed the client's connection, if it has.
+    fn closed(&mut self, id: ClientId) -> Option<Reason> {
+        self.step();
+        self.peers[id.index()].closed
     }
 }
 
@@ -125,7 +303,7 @@ fn seed_tutorial_conversation_byte_for_byte() {
         assert_eq!(sim.writes(nine), [said]);
     }
 
-    sim.room.peer_closed(nine, sim.now);
+    sim.hang_up(nine);
     assert_eq!(sim.writes(neural), ["Nine left!"]);
     assert_eq!(sim.close(nine), Some(Reason::PeerClosed));
 }
@@ -184,16 +362,9 @@ fn seed_partial_writes_resume_where_they_stopped() {
     let alice = sim.line_client("alice");
     sim.writes(neural);
     sim.send(alice, "one\ntw\u{f6}\nthree\n".as_bytes());
-    let mut got = String::new();
-    let mut buf = [0; 3];
-    loop {
-        let n = sim.room.transmit(neural, &mut buf);
-        if n == 0 {
-            break;
-        }
-        got.push_str(core::str::from_utf8(&buf[..n]).expect("ASCII"));
-    }
-    assert_eq!(got, "alice: one\nalice: tw?\nalice: three");
+    let pieces = sim.read_in_pieces(neural, 3);
+    assert!(pieces.iter().all(|piece| piece.len() <= 3));
+    assert_eq!(pieces.concat(), b"alice: one\nalice: tw?\nalice: three");
 }
 
 #[test]
@@ -255,7 +426,7 @@ fn line_clients_chat_with_echo_and_attribution() {
     sim.send(bob, b"hi alice\n");
     assert_eq!(sim.recv(alice), "alice: hi bob\nbob: hi alice\n");
     assert_eq!(sim.recv(bob), "alice: hi bob\nbob: hi alice\n");
-    sim.room.peer_closed(bob, sim.now);
+    sim.hang_up(bob);
     assert_eq!(sim.recv(alice), "bob left!\n");
 }
 
@@ -372,7 +543,7 @@ fn who_lists_registered_clients_only() {
 #[test]
 fn who_reply_stays_within_the_line_limit() {
     let storage: &'static mut Storage<100, 512, 65536> = Box::leak(Box::new(Storage::new()));
-    let mut sim = Sim { room: storage.room(Config::default()), now: Instant::ZERO };
+    let mut sim = Sim::in_room(storage.room(Config { history: 0, ..Config::default() }));
     let ids: Vec<_> = (0..100).map(|i| sim.line_client(&format!("somebody_with_a_long_name_{i:03}"))).collect();
     sim.recv(ids[0]);
     sim.send(ids[0], b"/who\n");
@@ -466,6 +637,7 @@ fn no_notice_parses_as_a_chat_line() {
     sim.tick(60_000);
     let mut seen = sim.recv(watcher) + &sim.recv(alice) + &sim.writes(seed).join("\n") + &sim.recv(late);
     sim.room.shutdown(sim.now);
+    sim.step();
     seen += &sim.recv(watcher);
     let heard: Vec<_> = lines(&seen).into_iter().filter(|l| parses_as_chat(l)).collect();
     assert_eq!(heard, Vec::<&str>::new());
@@ -540,11 +712,10 @@ fn a_quiet_client_with_an_empty_bucket_sets_no_deadline() {
     sim.send(alice, b"1\n2\n3\n4\n5\n");
     sim.recv(alice);
     assert_eq!(sim.room.poll_timeout(), None, "nothing is waiting for a token");
-    assert_eq!(sim.room.receive(alice, b"6\n", sim.now), 0, "no token: left in the socket");
+    assert_eq!(sim.offer(alice, b"6\n"), 0, "no token: left in the socket");
     assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(500)));
     sim.tick(500);
-    sim.send(alice, b"6\n");
-    assert_eq!(sim.recv(alice), "alice: 6\n");
+    assert_eq!(sim.recv(alice), format!("{}alice: 6\n", str::from_utf8(SLOW_DOWN).unwrap()));
     assert_eq!(sim.room.poll_timeout(), None);
 }
 
@@ -555,12 +726,10 @@ fn flooder_is_throttled_not_dropped() {
     let flood = sim.line_client("flood");
     sim.recv(alice);
     let all: String = (0..12).map(|i| format!("line {i}\n")).collect();
-    let mut rest = all.as_bytes();
+    sim.send(flood, all.as_bytes());
     let mut heard = String::new();
     let mut rounds = 0;
-    while !rest.is_empty() || heard.lines().count() < 12 {
-        let taken = sim.room.receive(flood, rest, sim.now);
-        rest = &rest[taken..];
+    while heard.lines().count() < 12 {
         heard += &sim.recv(alice);
         sim.tick(100);
         rounds += 1;
@@ -569,7 +738,11 @@ fn flooder_is_throttled_not_dropped() {
     let expected: String = (0..12).map(|i| format!("flood: line {i}\n")).collect();
     assert_eq!(heard, expected, "every line arrives, in order");
     // Burst 5, then 2 lines/s: the last of 12 needs 3.5 s.
-    assert!((34..=37).contains(&rounds), "took {rounds} rounds of 100 ms");
+    assert!((35..=37).contains(&rounds), "took {rounds} rounds of 100 ms");
+    // The flooder is told once why its lines are slow, and sees them all.
+    let told = sim.recv(flood);
+    assert_eq!(told.matches("*** slow down").count(), 1, "{told}");
+    assert_eq!(told.replace(str::from_utf8(SLOW_DOWN).unwrap(), ""), expected);
 }
 
 #[test]
@@ -602,7 +775,7 @@ fn slow_reader_is_disconnected_with_reason_and_nobody_else_misses_a_line() {
         "*** disconnected: you read more slowly than the room talks and missed lines\n",
         "dropped: only the farewell is left"
     );
-    assert_eq!(sim.room.poll_close(slow, sim.now), Some(Reason::TooSlow));
+    assert_eq!(sim.closed(slow), Some(Reason::TooSlow));
     let expected_alice = format!("bob joined!\n{said}");
     let (before, after) = alice_heard.split_once("slow left!\n").expect("room saw slow leave");
     assert_eq!(format!("{before}{after}"), expected_alice);
@@ -614,15 +787,14 @@ fn slow_reader_gets_the_reason_as_its_last_line() {
     let slow = sim.line_client("slow");
     let bob = sim.line_client("bob");
     // `slow` reads the first bytes of a line, then stops.
-    let mut buf = [0; 5];
     sim.send(bob, b"first\n");
-    assert_eq!(sim.room.transmit(slow, &mut buf), 5);
+    assert_eq!(sim.read_some(slow, 5), b"bob j");
     for _ in 0..200 {
         sim.send(bob, b"filling the log with forty bytes .....\n");
         sim.recv(bob);
     }
     assert_eq!(sim.recv(slow), "\n*** disconnected: you read more slowly than the room talks and missed lines\n");
-    assert_eq!(sim.room.poll_close(slow, sim.now), Some(Reason::TooSlow));
+    assert_eq!(sim.closed(slow), Some(Reason::TooSlow));
 }
 
 #[test]
@@ -648,6 +820,7 @@ fn shutdown_tells_everyone_and_closes() {
     sim.recv(alice);
     sim.writes(seed);
     sim.room.shutdown(sim.now);
+    sim.step();
     assert_eq!(sim.recv(alice), "*** the server is shutting down\n");
     assert_eq!(sim.writes(seed), ["*** the server is shutting down"]);
     assert_eq!(sim.recv(greeting), "*** the server is shutting down\n");
@@ -663,9 +836,10 @@ fn leaving_client_is_closed_at_the_drain_deadline() {
     let alice = sim.line_client("alice");
     sim.send(alice, b"/quit\n");
     // It never reads its `left!` line.
-    assert_eq!(sim.room.poll_close(alice, sim.now), None);
-    sim.tick(2000);
-    assert_eq!(sim.room.poll_close(alice, sim.now), Some(Reason::Quit));
+    sim.tick(1999);
+    assert_eq!(sim.closed(alice), None);
+    sim.tick(1);
+    assert_eq!(sim.closed(alice), Some(Reason::Quit));
 }
 
 // ----- cleaning ---------------------------------------------------------------
@@ -712,8 +886,8 @@ fn board_room_fits_16_kib() {
     std::println!(
         "8 clients, 4 KiB log: {} B storage ({} B a client, {} B the log index) + {} B room = {} B",
         storage,
-        core::mem::size_of::<Client>(),
-        128 * core::mem::size_of::<Line>(),
+        core::mem::size_of::<ClientStorage>(),
+        128 * core::mem::size_of::<LineStorage>(),
         room,
         storage + room
     );
@@ -747,15 +921,22 @@ fn a_run_of_lines_across_the_exact_end_of_the_log_does_not_panic() {
 /// left `poll_timeout` in the past: the frontend's loop spun.
 #[test]
 fn a_partial_line_behind_an_empty_bucket_does_not_make_the_frontend_spin() {
-    let mut sim = Sim::with(Config { throttle: Some(Throttle { burst: 1, interval_ms: 100 }), ..Config::default() });
+    let mut sim = Sim::throttled(1, 100);
     let alice = sim.line_client("alice");
     // A line, which takes the only token, and the start of the next one.
     sim.send(alice, b"hi\ntyping");
     sim.recv(alice);
-    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(100)));
+    // Nothing waits for the token: only more input can end the line.
+    assert_eq!(sim.room.poll_timeout(), None);
     sim.tick(100);
     assert!(!sim.room.needs_pump(alice, sim.now));
-    assert!(sim.room.poll_timeout().is_none_or(|at| at > sim.now), "the loop would spin");
+    // The end of the line and another, with the token back: one goes out.
+    sim.send(alice, b" done\nnext\n");
+    assert_eq!(sim.recv(alice), format!("alice: typing done\n{}", str::from_utf8(SLOW_DOWN).unwrap()));
+    assert_eq!(sim.room.poll_timeout(), Some(Instant::from_millis(200)));
+    sim.tick(100);
+    assert_eq!(sim.recv(alice), "alice: next\n");
+    assert_eq!(sim.room.poll_timeout(), None);
 }
 
 /// Without flood control, a client with the start of a line waiting made
@@ -773,15 +954,7 @@ fn an_unthrottled_client_with_a_partial_line_does_not_make_the_frontend_spin() {
 /// Reads `id`'s output `size` bytes at a time, as a nearly full socket
 /// would take it.
 fn recv_in_pieces(sim: &mut Sim, id: ClientId, size: usize) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = vec![0; size];
-    loop {
-        let n = sim.room.transmit(id, &mut buf);
-        if n == 0 {
-            return got;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    sim.read_in_pieces(id, size).concat()
 }
 
 /// A short write ended the too-slow notice after its first piece: the slow
@@ -801,7 +974,7 @@ fn the_too_slow_notice_survives_a_short_write() {
         String::from_utf8_lossy(&got),
         "*** disconnected: you read more slowly than the room talks and missed lines\n"
     );
-    assert_eq!(sim.room.poll_close(alice, sim.now), Some(Reason::TooSlow));
+    assert_eq!(sim.closed(alice), Some(Reason::TooSlow));
 }
 
 /// A line cut by a short write inside a multi-byte character, then ended by
@@ -815,8 +988,8 @@ fn a_line_cut_by_the_too_slow_notice_is_still_utf8() {
     sim.send(alice, "\u{e9}\u{e9}\u{e9}\n".as_bytes());
     sim.recv(alice);
     // Bob's socket takes `alice: ` and the first byte of the first `é`.
-    let mut got = vec![0; 8];
-    assert_eq!(sim.room.transmit(bob, &mut got), 8);
+    let mut got = sim.read_some(bob, 8);
+    assert_eq!(got.len(), 8);
     for _ in 0..3 {
         sim.send(alice, "x\n".repeat(100).as_bytes());
         sim.recv(alice);
@@ -878,4 +1051,116 @@ mod chunking {
             prop_assert_eq!(run(&input, &cuts), whole);
         }
     }
+}
+
+// ----- driven by the room's own deadlines -------------------------------------------
+
+#[test]
+fn a_flood_drains_by_itself_on_the_room_s_deadlines() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let flood = sim.line_client("flood");
+    sim.recv(alice);
+    let all: String = (0..12).map(|i| format!("line {i}\n")).collect();
+    sim.send(flood, all.as_bytes());
+    sim.drive(60_000);
+    let expected: String = (0..12).map(|i| format!("flood: line {i}\n")).collect();
+    assert_eq!(sim.recv(alice), expected);
+    // Burst 5, then one line per 500 ms: the 12th went out at 3.5 s, and
+    // then the room had nothing left to wait for.
+    assert_eq!(sim.now, Instant::from_millis(3500));
+    assert_eq!(sim.room.poll_timeout(), None);
+}
+
+#[test]
+fn lines_of_only_whitespace_are_ignored_like_empty_ones() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"\n \t \n\r\n   \r\nstill here\n");
+    assert_eq!(sim.recv(alice), "alice: still here\n");
+}
+
+#[test]
+fn the_slow_down_notice_comes_once_per_episode() {
+    let mut sim = Sim::throttled(2, 1000);
+    let alice = sim.line_client("alice");
+    let slow_down = str::from_utf8(SLOW_DOWN).unwrap();
+    sim.send(alice, b"1\n2\n3\n4\n");
+    assert_eq!(sim.recv(alice), format!("alice: 1\nalice: 2\n{slow_down}"));
+    sim.drive(10_000);
+    assert_eq!(sim.recv(alice), "alice: 3\nalice: 4\n", "held, not lost, and told once");
+    // Quiet long enough for a full bucket: a new flood is a new episode.
+    sim.tick(5_000);
+    sim.send(alice, b"5\n6\n7\n");
+    assert_eq!(sim.recv(alice), format!("alice: 5\nalice: 6\n{slow_down}"));
+}
+
+#[test]
+fn the_smallest_log_holds_two_of_the_longest_lines() {
+    let longest = format!("-> *{}* {}\n", "n".repeat(MAX_NICK), "t".repeat(MAX_LINE));
+    assert_eq!(Room::MIN_LOG_BYTES, 2 * longest.len());
+    assert_eq!(NickError::TooLong.to_string(), format!("it is longer than {MAX_NICK} bytes"));
+}
+
+// ----- history on join ----------------------------------------------------------
+
+#[test]
+fn a_line_client_joining_is_replayed_the_room_s_last_lines_between_two_notices() {
+    let mut sim = Sim::with_history(3);
+    let alice = sim.line_client("alice");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    sim.send(alice, b"one\n/me waves\n/msg bob a secret\ntwo\n");
+    sim.recv(bob);
+    let carol = sim.connect();
+    sim.send(carol, b"carol\n");
+    assert_eq!(
+        sim.recv(carol),
+        "carol joined!\nConnected to server!\n\
+         *** history: the last 3 lines of the room\n\
+         alice: one\n* alice waves\nalice: two\n\
+         *** end of history\n",
+        "broadcast lines only: the private line to bob is not replayed"
+    );
+    assert_eq!(sim.recv(alice).lines().last(), Some("carol joined!"), "others see no replay");
+}
+
+#[test]
+fn history_replays_what_there_is_and_nothing_in_an_empty_room() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.connect();
+    sim.send(alice, b"alice\n");
+    assert_eq!(sim.recv(alice), "alice joined!\nConnected to server!\n", "nothing to replay, no notices");
+    sim.send(alice, b"hello\n");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    assert_eq!(
+        sim.recv(bob),
+        "bob joined!\nConnected to server!\n*** history: the last 2 lines of the room\n\
+         alice joined!\nalice: hello\n*** end of history\n"
+    );
+}
+
+#[test]
+fn seed_clients_get_no_history_and_history_0_turns_it_off() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.line_client_after_history("alice");
+    sim.send(alice, b"hello\n");
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!"]);
+
+    let mut quiet = Sim::new();
+    let alice = quiet.line_client("alice");
+    quiet.send(alice, b"hello\n");
+    let bob = quiet.connect();
+    quiet.send(bob, b"bob\n");
+    assert_eq!(quiet.recv(bob), "bob joined!\nConnected to server!\n");
+}
+
+#[test]
+fn history_never_parses_as_chat_framing() {
+    for notice in ["*** history: the last 3 lines of the room", "*** history: the last line of the room"] {
+        assert!(!parses_as_chat(notice));
+    }
+    assert!(!parses_as_chat(str::from_utf8(crate::wire::HISTORY_END).unwrap().trim_end()));
 }

@@ -1,7 +1,8 @@
 //! The server loop: a smoltcp interface, a pool of TCP sockets listening on
 //! the chat port, and a [`Room`] that decides everything said over them.
 
-use chat_core::{ClientId, Instant, Room, Status, ROOM_FULL};
+use chat_core::wire::ROOM_FULL;
+use chat_core::{ClientId, Duration as ChatDuration, Instant, Room, Status};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
@@ -15,7 +16,7 @@ use crate::fmt::{debug, info, warning};
 /// handshake (the peer acknowledging our FIN and sending its own) before it
 /// is reset, so that a peer that never closes its side cannot keep a socket
 /// out of the pool.
-pub const LINGER_MS: u64 = 5_000;
+pub const LINGER: ChatDuration = ChatDuration::from_secs(5);
 
 /// The smallest receive or send buffer a socket may have: the send buffer
 /// of a fresh connection must take [`ROOM_FULL`] whole, as it is written
@@ -56,7 +57,7 @@ enum Role {
     Client(ClientId),
     /// Closed by us (its client left, or it was told the room is full);
     /// waiting for the closing handshake, at most until `since` +
-    /// [`LINGER_MS`].
+    /// [`LINGER`].
     Closing { since: Instant },
     /// Neither listening nor connected: the server is shutting down.
     Idle,
@@ -70,11 +71,15 @@ pub struct Slot {
     role: Role,
     /// The peer, kept for the log: a reset socket forgets it.
     remote: Option<IpEndpoint>,
+    /// The socket carrying the client whose [`ClientId`] is this slot's
+    /// index: the way back from the room's ready list to a socket. (There
+    /// is a slot per socket and a socket per client, so every id has one.)
+    socket_of_client: Option<u16>,
 }
 
 impl Slot {
     /// A slot not set up yet.
-    pub const EMPTY: Slot = Slot { handle: None, role: Role::Unused, remote: None };
+    pub const EMPTY: Slot = Slot { handle: None, role: Role::Unused, remote: None, socket_of_client: None };
 }
 
 /// The memory for the server's TCP sockets, from the caller: statics on a
@@ -198,7 +203,7 @@ impl<'a> Server<'a> {
                 Ok(()) => Role::Listening,
                 Err(_) => Role::Idle,
             };
-            *slot = Slot { handle: Some(set.add(socket)), role, remote: None };
+            *slot = Slot { handle: Some(set.add(socket)), role, remote: None, socket_of_client: None };
         }
 
         Server { iface, sockets: set, slots, room, port: settings.port, accepting: true }
@@ -241,14 +246,13 @@ impl<'a> Server<'a> {
             .slots
             .iter()
             .filter_map(|slot| match slot.role {
-                Role::Closing { since } => Some(since + LINGER_MS).filter(|&end| end > now),
+                Role::Closing { since } => Some(since + LINGER).filter(|&end| end > now),
                 _ => None,
             })
             .min();
-        // The room has just handled everything due by `now`: a deadline of
-        // its that is not in the future would only make the caller spin.
-        let room = self.room.poll_timeout().filter(|&deadline| deadline > now);
-        [net, room, linger].into_iter().flatten().min()
+        // The room has handled everything due by `now` and every client it
+        // named was pumped: its deadline is in the future (its rule).
+        [net, self.room.poll_timeout(), linger].into_iter().flatten().min()
     }
 
     /// Starts a shutdown: no new connections, and every client is told and
@@ -275,13 +279,12 @@ impl<'a> Server<'a> {
         for index in 0..self.slots.len() {
             self.service_one(index, now);
         }
-        // A line read from one client is pending for every other, and those
-        // pumped before it in the pass above have not sent it yet.
-        for index in 0..self.slots.len() {
-            if let Role::Client(id) = self.slots[index].role {
-                if self.room.needs_pump(id, now) {
-                    self.pump(index, id, now);
-                }
+        // A line read from one client is news for others, and those pumped
+        // before it in the pass above have not sent it yet.
+        while let Some(id) = self.room.poll_ready(now) {
+            let socket = self.slots.get(id.index()).and_then(|slot| slot.socket_of_client);
+            if let Some(index) = socket {
+                self.pump(usize::from(index), id, now);
             }
         }
     }
@@ -313,7 +316,7 @@ impl<'a> Server<'a> {
                 // still has its RST to send; it forgets its peer once sent.
                 State::Closed if socket.remote_endpoint().is_none() => self.recycle(index),
                 State::Closed => {}
-                _ if now >= since + LINGER_MS => {
+                _ if now >= since + LINGER => {
                     debug!("socket {} lingered too long, reset", index);
                     socket.abort();
                 }
@@ -334,6 +337,9 @@ impl<'a> Server<'a> {
         match self.room.accept(now) {
             Ok(id) => {
                 slot.role = Role::Client(id);
+                if let Some(entry) = self.slots.get_mut(id.index()) {
+                    entry.socket_of_client = u16::try_from(index).ok();
+                }
                 // Sends `NICK` now rather than on the next wake-up.
                 self.pump(index, id, now);
             }

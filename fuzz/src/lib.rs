@@ -20,7 +20,8 @@ use std::fmt::Display;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use chat_core::{ClientId, Config, Dialect, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE};
+use chat_core::wire::{CONNECTED, GREETING};
+use chat_core::{ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK};
 use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
 
 /// Connections the harness can address; the room has 4 slots.
@@ -34,12 +35,11 @@ pub const MAX_OPS: usize = 4096;
 
 /// The longest line the server stores, without its `\n`:
 /// `-> *{nick}* {text}` with a 32-byte nick and 512 bytes of text.
-pub const MAX_OUT_LINE: usize = 3 + 1 + 32 + 2 + MAX_LINE;
+pub const MAX_OUT_LINE: usize = 3 + 1 + MAX_NICK + 2 + MAX_LINE;
 
 /// A seed-dialect client never gets a larger write.
 const SEED_WRITE: usize = 1024;
 
-const GREETING: &[u8] = b"NICK";
 const TOO_SLOW: &str = "*** disconnected: you read more slowly than the room talks and missed lines";
 const SHUTTING_DOWN: &str = "*** the server is shutting down";
 
@@ -116,7 +116,7 @@ impl ThrottleMode {
         let throttle = match self {
             ThrottleMode::Off => None,
             ThrottleMode::Default => Some(Throttle::default()),
-            ThrottleMode::Tight => Some(Throttle { burst: 1, interval_ms: 100 }),
+            ThrottleMode::Tight => Some(Throttle { burst: 1, interval: Duration::from_millis(100) }),
         };
         Config { throttle, ..Config::default() }
     }
@@ -415,7 +415,7 @@ fn parse_line(line: &str) -> Said<'_> {
 fn maybe_private(line: &str) -> bool {
     (line.starts_with('*') && !line.starts_with("* "))
         || line.starts_with("-> ")
-        || line == "Connected to server!"
+        || line == CONNECTED
         || line == "NICK"
 }
 
@@ -1005,7 +1005,7 @@ impl Harness<'_> {
                 }
             }
             Op::Tick { ms } => {
-                self.now = self.now + u64::from(ms);
+                self.now = self.now + Duration::from_millis(u64::from(ms));
                 self.room.handle_timeout(self.now);
             }
             Op::Wake => {
@@ -1199,7 +1199,7 @@ impl Harness<'_> {
         }
         let mut nicks: HashMap<String, String> = HashMap::new();
         for slot in 0..self.room.capacity() {
-            let id = ClientId::from_index(slot);
+            let Some(id) = ClientId::new(slot) else { continue };
             let Some(nick) = self.room.nick(id) else { continue };
             if !valid_nick(nick) {
                 self.known.fail("nick", format!("registered nickname {nick:?} is not valid"));
@@ -1309,7 +1309,7 @@ impl Harness<'_> {
                 self.known.fail("shutdown-notice", format!("a registered client was not told; it got {tail:?}"));
             }
         }
-        self.now = self.now + self.room.config().drain_timeout_ms;
+        self.now = self.now + self.room.config().drain_timeout;
         self.room.handle_timeout(self.now);
         for i in 0..CONNS {
             let Some(c) = &self.conns[i] else { continue };

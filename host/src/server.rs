@@ -2,15 +2,17 @@
 //!
 //! Each wake-up: accept what is waiting, pump the connections that became
 //! ready (reading and handling their lines), act on the room's deadlines,
-//! then pump every connection the room has output for, so each recipient gets
-//! everything new in one write. Then sleep until the next readiness event or
-//! the room's next deadline: an idle server uses no CPU.
+//! then pump the clients the room has news for ([`Room::poll_ready`]), so
+//! each recipient gets everything new in one write and idle clients cost
+//! nothing. Then sleep until the next readiness event or the room's next
+//! deadline: an idle server uses no CPU.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_core::{Client, ClientId, Config, Instant, Line, Room, Status, ROOM_FULL};
+use chat_core::wire::ROOM_FULL;
+use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
 use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
@@ -22,7 +24,7 @@ const SIGNAL: Token = Token(usize::MAX - 2);
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
-const ACCEPT_BACKOFF_MS: u64 = 100;
+const ACCEPT_BACKOFF: chat_core::Duration = chat_core::Duration::from_millis(100);
 
 /// Average bytes a stored line takes, to size the log's index from its bytes.
 const BYTES_PER_LINE: usize = 32;
@@ -40,8 +42,8 @@ pub struct Options {
 
 /// The room's storage, sized at start and never grown.
 pub struct Storage {
-    clients: Vec<Client>,
-    lines: Vec<Line>,
+    clients: Vec<ClientStorage>,
+    lines: Vec<LineStorage>,
     bytes: Vec<u8>,
 }
 
@@ -49,8 +51,8 @@ impl Storage {
     /// Storage for `options`.
     pub fn new(options: &Options) -> Storage {
         Storage {
-            clients: vec![Client::EMPTY; options.capacity],
-            lines: vec![Line::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
+            clients: vec![ClientStorage::EMPTY; options.capacity],
+            lines: vec![LineStorage::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
             bytes: vec![0; options.ring_bytes],
         }
     }
@@ -122,7 +124,7 @@ impl<'a> Server<'a> {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.next_deadline().map(|at| Duration::from_millis(self.now().until(at)));
+            let timeout = self.next_deadline().map(|at| Duration::from_millis(self.now().until(at).millis()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -136,9 +138,10 @@ impl<'a> Server<'a> {
                     Token(slot) => {
                         let hung_up = event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_write_closed();
+                        let Some(id) = ClientId::new(slot) else { continue };
                         if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
                             conn.ready(event.is_readable(), writable, hung_up);
-                            self.pump(slot, now);
+                            self.pump(id, now);
                         }
                     }
                 }
@@ -148,10 +151,8 @@ impl<'a> Server<'a> {
                 self.accept(now);
             }
             self.room.handle_timeout(now);
-            for slot in 0..self.conns.len() {
-                if self.conns[slot].is_some() && self.room.needs_pump(id(slot), now) {
-                    self.pump(slot, now);
-                }
+            while let Some(id) = self.room.poll_ready(now) {
+                self.pump(id, now);
             }
             if let Some(by) = self.shutdown_by {
                 if self.room.is_empty() || now >= by {
@@ -178,8 +179,8 @@ impl<'a> Server<'a> {
                 Err(e) => {
                     // EMFILE/ENFILE and the like: rest instead of spinning on
                     // a connection we cannot take.
-                    warn!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF_MS} ms");
-                    self.accept_again = Some(now + ACCEPT_BACKOFF_MS);
+                    warn!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF}");
+                    self.accept_again = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
             };
@@ -212,9 +213,10 @@ impl<'a> Server<'a> {
         }
     }
 
-    fn pump(&mut self, slot: usize, now: Instant) {
-        let Some(conn) = self.conns[slot].as_mut() else { return };
-        if let Status::Closed(reason) = self.room.pump(id(slot), conn, now) {
+    fn pump(&mut self, id: ClientId, now: Instant) {
+        let slot = id.index();
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if let Status::Closed(reason) = self.room.pump(id, conn, now) {
             info!("{} disconnected: {reason}", conn.peer());
             let stream = conn.stream_mut();
             let _ = self.poll.registry().deregister(stream);
@@ -239,11 +241,7 @@ impl<'a> Server<'a> {
             let clients = self.room.len();
             info!("shutting down: telling {clients} client{}", if clients == 1 { "" } else { "s" });
             self.room.shutdown(now);
-            self.shutdown_by = Some(now + self.room.config().drain_timeout_ms);
+            self.shutdown_by = Some(now + self.room.config().drain_timeout);
         }
     }
-}
-
-fn id(slot: usize) -> ClientId {
-    ClientId::from_index(slot)
 }

@@ -2,6 +2,9 @@
 
 use super::input::shorten;
 use super::*;
+use crate::fmt::info;
+use crate::nick::Nick;
+use crate::wire::{LEFT, SAID};
 
 const HELP: [&str; 8] = [
     "*** commands:",
@@ -17,8 +20,8 @@ const HELP: [&str; 8] = [
 impl Room<'_> {
     // ----- chatting ---------------------------------------------------------
 
-    pub(super) fn chat(&mut self, slot: usize, text: &str, now: Instant) {
-        let nick = self.clients[slot].nick.clone();
+    pub(super) fn chat(&mut self, id: ClientId, text: &str, now: Instant) {
+        let nick = self.client(id).nick.clone();
         let Some(command) = text.strip_prefix('/') else {
             return self.say(&nick, text);
         };
@@ -28,56 +31,57 @@ impl Room<'_> {
         let (name, arg) = command.split_once(' ').unwrap_or((command, ""));
         let arg = arg.trim();
         match name.to_ascii_lowercase_in::<8>().as_deref() {
-            Some("nick") => self.rename(slot, arg),
-            Some("who") => self.who(slot),
+            Some("nick") => self.rename(id, arg),
+            Some("who") => self.who(id),
             Some("me") if !arg.is_empty() => {
-                self.push(EVERYONE, &[b"* ", nick.as_str().as_bytes(), b" ", arg.as_bytes(), b"\n"]);
+                self.push(Recipient::Everyone, &[b"* ", nick.as_str().as_bytes(), b" ", arg.as_bytes(), b"\n"]);
             }
-            Some("me") => self.notice(slot, format_args!("*** usage: /me ACTION")),
-            Some("msg") => self.private_message(slot, arg),
-            Some("quit") => self.leave(slot, Reason::Quit, arg, now),
+            Some("me") => self.notice(id, format_args!("*** usage: /me ACTION")),
+            Some("msg") => self.private_message(id, arg),
+            Some("quit") => self.leave(id, Reason::Quit, arg, now),
             Some("help") => {
                 for line in HELP {
-                    self.push(slot as u16, &[line.as_bytes(), b"\n"]);
+                    self.push(Recipient::One(id), &[line.as_bytes(), b"\n"]);
                 }
             }
             _ => {
                 let shown = shorten(name);
-                self.notice(slot, format_args!("*** unknown command /{shown}, /help lists them"));
+                self.notice(id, format_args!("*** unknown command /{shown}, /help lists them"));
             }
         }
     }
 
+    /// A chat line; one of only whitespace is ignored like an empty one.
     pub(super) fn say(&mut self, nick: &Nick, text: &str) {
-        if !text.is_empty() {
-            self.push(EVERYONE, &[nick.as_str().as_bytes(), b": ", text.as_bytes(), b"\n"]);
+        if !text.trim().is_empty() {
+            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), SAID.as_bytes(), text.as_bytes(), b"\n"]);
         }
     }
 
-    pub(super) fn rename(&mut self, slot: usize, arg: &str) {
+    pub(super) fn rename(&mut self, id: ClientId, arg: &str) {
         if arg.is_empty() {
-            return self.notice(slot, format_args!("*** usage: /nick NEW"));
+            return self.notice(id, format_args!("*** usage: /nick NEW"));
         }
-        match self.check_nick(slot, arg) {
+        match self.check_nick(id, arg) {
             Ok(new) => {
-                let old = core::mem::replace(&mut self.clients[slot].nick, new.clone());
+                let old = core::mem::replace(&mut self.client_mut(id).nick, new.clone());
                 info!("{} is now {}", old.as_str(), new.as_str());
                 let (old, new) = (old.as_str().as_bytes(), new.as_str().as_bytes());
-                self.push(EVERYONE, &[b"*** ", old, b" is now known as ", new, b"\n"]);
+                self.push(Recipient::Everyone, &[b"*** ", old, b" is now known as ", new, b"\n"]);
             }
             Err(why) => {
                 let shown = shorten(arg);
-                self.notice(slot, format_args!("*** nickname \"{shown}\" refused: {why}"));
+                self.notice(id, format_args!("*** nickname \"{shown}\" refused: {why}"));
             }
         }
     }
 
-    pub(super) fn who(&mut self, slot: usize) {
-        let count = self.clients.iter().filter(|c| c.state == State::Chatting).count();
+    pub(super) fn who(&mut self, id: ClientId) {
+        let count = self.chatting().count();
         let mut line = Text::new();
         let _ = write!(line, "*** {count} in the room:");
         let mut listed = 0;
-        for client in self.clients.iter().filter(|c| c.state == State::Chatting) {
+        for (_, client) in self.chatting() {
             // Keep room for the longest " and N more".
             if line.len() + 1 + client.nick.as_str().len() > MAX_LINE - 20 {
                 break;
@@ -89,50 +93,52 @@ impl Room<'_> {
             let _ = write!(line, " and {} more", count - listed);
         }
         let _ = line.push('\n');
-        self.push(slot as u16, &[line.as_bytes()]);
+        self.push(Recipient::One(id), &[line.as_bytes()]);
     }
 
-    pub(super) fn private_message(&mut self, slot: usize, arg: &str) {
+    pub(super) fn private_message(&mut self, id: ClientId, arg: &str) {
         let (target, text) = arg.split_once(' ').unwrap_or((arg, ""));
         let text = text.trim_start();
         if target.is_empty() || text.is_empty() {
-            return self.notice(slot, format_args!("*** usage: /msg NICK TEXT"));
+            return self.notice(id, format_args!("*** usage: /msg NICK TEXT"));
         }
-        let found = self.clients.iter().position(|c| c.state == State::Chatting && c.nick.same(target));
+        let found = self.chatting().find(|(_, client)| client.nick.same(target)).map(|(to, _)| to);
         let Some(to) = found else {
             let shown = shorten(target);
-            return self.notice(slot, format_args!("*** no such nickname: {shown}"));
+            return self.notice(id, format_args!("*** no such nickname: {shown}"));
         };
-        let from = self.clients[slot].nick.clone();
-        let to_nick = self.clients[to].nick.clone();
-        self.push(to as u16, &[b"*", from.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
-        self.push(slot as u16, &[b"-> *", to_nick.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
+        let from = self.client(id).nick.clone();
+        let to_nick = self.client(to).nick.clone();
+        self.push(Recipient::One(to), &[b"*", from.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
+        self.push(Recipient::One(id), &[b"-> *", to_nick.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
     }
 
     /// A registered client leaves: the room (the client included) sees
     /// `{nick} left!`, then its connection closes once that went out.
-    pub(super) fn leave(&mut self, slot: usize, reason: Reason, why: &str, now: Instant) {
-        self.announce_left(slot, why);
-        self.start_leaving(slot, reason, now);
+    pub(super) fn leave(&mut self, id: ClientId, reason: Reason, why: &str, now: Instant) {
+        self.announce_left(id, why);
+        self.start_leaving(id, reason, now);
     }
 
-    pub(super) fn announce_left(&mut self, slot: usize, why: &str) {
-        let nick = self.clients[slot].nick.clone();
+    pub(super) fn announce_left(&mut self, id: ClientId, why: &str) {
+        let nick = self.client(id).nick.clone();
         info!("{} left", nick.as_str());
         if why.is_empty() {
-            self.push(EVERYONE, &[nick.as_str().as_bytes(), b" left!\n"]);
+            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), LEFT.as_bytes(), b"\n"]);
         } else {
-            self.push(EVERYONE, &[nick.as_str().as_bytes(), b" left! (", why.as_bytes(), b")\n"]);
+            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), LEFT.as_bytes(), b" (", why.as_bytes(), b")\n"]);
         }
     }
 
-    pub(super) fn start_leaving(&mut self, slot: usize, reason: Reason, now: Instant) {
+    pub(super) fn start_leaving(&mut self, id: ClientId, reason: Reason, now: Instant) {
         let next = self.ring.next();
-        let client = &mut self.clients[slot];
+        let drain = self.config.drain_timeout;
+        let client = self.client_mut(id);
         client.state = State::Leaving;
         client.reason = reason;
-        client.until = next;
-        client.deadline = now + self.config.drain_timeout_ms;
+        client.window.until = next;
+        client.deadline = now + drain;
+        self.lists.arm(self.cells, id);
     }
 }
 

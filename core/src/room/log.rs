@@ -1,58 +1,104 @@
 //! The log: storing lines, dropping the clients that fall behind, and what
 //! each client's next write carries.
 
+use super::farewell::Farewell;
 use super::*;
+use crate::wire::{seed_ascii, GREETING, HISTORY_END};
 
 impl Room<'_> {
     // ----- the log ----------------------------------------------------------
 
-    /// A server notice for one client (or [`EVERYONE`]).
-    pub(super) fn notice(&mut self, slot: usize, args: fmt::Arguments<'_>) {
+    /// A server notice for one client.
+    pub(super) fn notice(&mut self, id: ClientId, args: fmt::Arguments<'_>) {
         let mut line = Text::new();
         // A notice is at most MAX_OUT - 1 bytes: its variable parts are
         // shortened, so this write cannot fail.
         let _ = line.write_fmt(args);
         let _ = line.push('\n');
-        self.push(slot as u16, &[line.as_bytes()]);
+        self.push(Recipient::One(id), &[line.as_bytes()]);
     }
 
     /// Appends a line to the log, disconnecting the clients whose unread
-    /// lines it overwrites. Returns its sequence number.
-    pub(super) fn push(&mut self, to: u16, parts: &[&[u8]]) -> u64 {
+    /// lines it overwrites, and marks its recipients ready. Returns its
+    /// sequence number.
+    pub(super) fn push(&mut self, to: Recipient, parts: &[&[u8]]) -> u64 {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let first = self.ring.first_after_push(len);
         if first > self.slowest {
             self.catch_laggards(first);
         }
         let seq = self.ring.push(parts, to);
-        if let Some(client) = self.clients.get_mut(usize::from(to)) {
-            client.private_until = seq + 1;
+        match to {
+            Recipient::One(id) => {
+                self.client_mut(id).window.private_until = seq + 1;
+                self.lists.mark_ready(self.cells, id);
+            }
+            Recipient::Everyone => self.lists.mark_all_ready(),
         }
         if self.unannounced > 0 && !self.announcing {
             self.announcing = true;
-            while let Some(slot) = self.clients.iter().position(|c| c.announce) {
-                self.clients[slot].announce = false;
+            loop {
+                let dropped = self.occupied().find(|(_, client)| client.announce).map(|(id, _)| id);
+                let Some(id) = dropped else { break };
+                self.client_mut(id).announce = false;
                 self.unannounced -= 1;
-                self.announce_left(slot, "");
+                self.announce_left(id, "");
             }
             self.announcing = false;
         }
         seq
     }
 
+    /// Sends a newcomer the room's last [`Config::history`] broadcast lines
+    /// from before `before` (its own `joined!`), as lines for it alone
+    /// between two notices. Others' private lines are never among them.
+    pub(super) fn replay_history(&mut self, id: ClientId, before: u64) {
+        let wanted = usize::from(self.config.history);
+        let mut from = before;
+        let mut found = 0;
+        while found < wanted && from > self.ring.first() {
+            from -= 1;
+            if self.ring.line(from).to() == Recipient::Everyone {
+                found += 1;
+            }
+        }
+        if found == 0 {
+            return;
+        }
+        match found {
+            1 => self.notice(id, format_args!("*** history: the last line of the room")),
+            n => self.notice(id, format_args!("*** history: the last {n} lines of the room")),
+        }
+        for seq in from..before {
+            // Copying a line may push the oldest ones out of the log: what
+            // is gone is gone, the rest is still replayed in order.
+            if seq < self.ring.first() || self.ring.line(seq).to() != Recipient::Everyone {
+                continue;
+            }
+            let mut line = Text::new();
+            let text = self.ring.text(self.ring.line(seq));
+            // A stored line is at most MAX_OUT bytes of UTF-8: it fits.
+            let _ = line.push_str(core::str::from_utf8(text).unwrap_or_default());
+            self.push(Recipient::One(id), &[line.as_bytes()]);
+        }
+        self.push(Recipient::One(id), &[HISTORY_END]);
+    }
+
     /// Lines before `first` are about to be overwritten: every client still
     /// needing one of them is dropped.
-    pub(super) fn catch_laggards(&mut self, first: u64) {
+    fn catch_laggards(&mut self, first: u64) {
         let next = self.ring.next();
         let mut slowest = next;
-        for slot in 0..self.clients.len() {
-            self.skip_unseen(slot);
-            let client = &mut self.clients[slot];
+        let mut at = self.lists.first();
+        while let Some(id) = at {
+            at = Lists::after(self.cells, id);
+            self.skip_unseen(id);
+            let client = self.client_mut(id);
             match client.state {
                 State::Free | State::Dropped => continue,
-                State::Greeting if client.private_until <= client.cursor.seq => {
+                State::Greeting if client.window.private_until <= client.cursor.seq => {
                     // Nothing is waiting for it: it can skip ahead.
-                    client.cursor = Cursor { seq: next, sent: 0, sep: false };
+                    client.cursor = Cursor::at(next);
                 }
                 _ => {}
             }
@@ -60,43 +106,40 @@ impl Room<'_> {
                 slowest = slowest.min(client.cursor.seq);
                 continue;
             }
-            debug!("slot {} too slow, dropped", slot);
+            debug!("slot {} too slow, dropped", id.index());
             if client.state == State::Chatting {
+                let cursor = client.cursor;
+                let text = self.ring.text(self.ring.line(cursor.seq));
+                let rest = text.get(usize::from(cursor.sent)..).unwrap_or_default();
+                let client = &mut self.cells[id.index()].client;
+                client.farewell = Farewell::new(client.dialect, cursor, rest);
                 client.announce = true;
-                client.farewell = true;
-                client.farewell_sent = 0;
-                client.mend.clear();
-                if client.cursor.sent > 0 || client.cursor.sep {
-                    if client.dialect != Dialect::Seed && client.cursor.sent > 0 {
-                        // The line it is cut off in is still in the log.
-                        let text = self.ring.text(self.ring.line(client.cursor.seq));
-                        let rest = &text[usize::from(client.cursor.sent)..];
-                        for &b in rest.iter().take(3).take_while(|&&b| b & 0xC0 == 0x80) {
-                            let _ = client.mend.push(b);
-                        }
-                    }
-                    let _ = client.mend.push(b'\n');
-                }
                 self.unannounced += 1;
             }
+            let drain = self.config.drain_timeout;
+            let now = self.now;
+            let client = self.client_mut(id);
             if client.state != State::Leaving {
                 client.reason = Reason::TooSlow;
+                // Its farewell may take as long as any last words.
+                client.deadline = now + drain;
             }
             client.state = State::Dropped;
+            self.lists.mark_ready(self.cells, id);
+            self.lists.arm(self.cells, id);
         }
         self.slowest = slowest;
     }
 
     /// Moves a client's cursor past lines that are not for it.
-    pub(super) fn skip_unseen(&mut self, slot: usize) {
-        let next = self.ring.next();
-        let client = &mut self.clients[slot];
+    fn skip_unseen(&mut self, id: ClientId) {
+        let end = self.ring.next();
+        let client = &mut self.cells[id.index()].client;
         if client.state == State::Free {
             return;
         }
-        while client.cursor.sent == 0 && client.cursor.seq < next.min(client.until) {
-            let line = self.ring.line(client.cursor.seq);
-            if client.sees(slot as u16, client.cursor.seq, line) {
+        while !client.cursor.in_line() && client.cursor.seq < end.min(client.window.until) {
+            if client.window.sees(id, client.cursor.seq, self.ring.line(client.cursor.seq)) {
                 return;
             }
             client.cursor.seq += 1;
@@ -105,44 +148,50 @@ impl Room<'_> {
 
     // ----- output -----------------------------------------------------------
 
-    pub(super) fn has_output(&mut self, slot: usize) -> bool {
-        self.skip_unseen(slot);
-        let client = &self.clients[slot];
-        client.greeting > 0
-            || client.farewell
-            || (client.cursor.seq < self.ring.next().min(client.until) && client.cursor.seq >= self.ring.first())
+    /// Whether the client has something to be sent. Changes nothing.
+    pub(super) fn has_output(&self, id: ClientId) -> bool {
+        let client = self.client(id);
+        if client.greeting > 0 || client.farewell.is_pending() {
+            return true;
+        }
+        let end = self.ring.next().min(client.window.until);
+        let start = client.cursor.seq.max(self.ring.first());
+        if client.cursor.seq < self.ring.first() || start >= end {
+            return false;
+        }
+        client.cursor.in_line() || (start..end).any(|seq| client.window.sees(id, seq, self.ring.line(seq)))
     }
 
     /// What one write to the client carries now: the greeting on its own;
     /// for a line client, a run of its lines straight from the log; for a
     /// seed client, its lines made ASCII and joined by `\n` in `batch`.
-    pub(super) fn output<'s>(&'s mut self, slot: usize, batch: &'s mut [u8; SEED_WRITE]) -> &'s [u8] {
-        self.skip_unseen(slot);
-        let client = &self.clients[slot];
+    pub(super) fn output<'s>(&'s mut self, id: ClientId, batch: &'s mut [u8; SEED_WRITE]) -> &'s [u8] {
+        self.skip_unseen(id);
+        let client = self.client(id);
         if client.greeting > 0 {
             return &GREETING[GREETING.len() - usize::from(client.greeting)..];
         }
-        if client.farewell {
-            return self.farewell(slot, batch);
+        if client.farewell.is_pending() {
+            return client.farewell.remaining(client.dialect, batch);
         }
         if !matches!(client.state, State::Greeting | State::Chatting | State::Leaving) {
             return &[];
         }
-        let end = self.ring.next().min(client.until);
+        let end = self.ring.next().min(client.window.until);
         if client.cursor.seq >= end || client.cursor.seq < self.ring.first() {
             return &[];
         }
         if client.dialect == Dialect::Seed {
-            let n = self.seed_walk(slot, Some(batch), 0);
+            let n = self.seed_walk(id, Some(batch), 0);
             return &batch[..n];
         }
-        let client = &self.clients[slot];
+        let client = self.client(id);
         let first = self.ring.line(client.cursor.seq);
         let mut last = first;
         let mut seq = client.cursor.seq + 1;
         while seq < end {
             let line = self.ring.line(seq);
-            if !client.sees(slot as u16, seq, line) || !self.ring.follows(last, line) {
+            if !client.window.sees(id, seq, line) || !self.ring.follows(last, line) {
                 break;
             }
             last = line;
@@ -161,7 +210,7 @@ impl Room<'_> {
         let mut pos = run.len();
         for seq in seq..end {
             let line = self.ring.line(seq);
-            if !client.sees(slot as u16, seq, line) {
+            if !client.window.sees(id, seq, line) {
                 continue;
             }
             let text = self.ring.text(line);
@@ -174,56 +223,35 @@ impl Room<'_> {
         &batch[..pos]
     }
 
-    /// The rest of a dropped client's farewell: the end of the line it was
-    /// cut off in, then [`TOO_SLOW`].
-    pub(super) fn farewell<'s>(&self, slot: usize, batch: &'s mut [u8; SEED_WRITE]) -> &'s [u8] {
-        let client = &self.clients[slot];
-        let text = farewell_text(client.dialect);
-        let n = client.mend.len();
-        batch[..n].copy_from_slice(&client.mend);
-        batch[n..n + text.len()].copy_from_slice(text);
-        &batch[usize::from(client.farewell_sent).min(n + text.len())..n + text.len()]
-    }
-
     /// Counts `n` bytes of [`Room::output`] as sent; `short` if that was
     /// less than all of it.
-    pub(super) fn sent(&mut self, slot: usize, mut n: usize, short: bool) {
+    pub(super) fn sent(&mut self, id: ClientId, mut n: usize, short: bool) {
         if n == 0 {
             return;
         }
-        let client = &mut self.clients[slot];
+        let client = self.client_mut(id);
         if client.greeting > 0 {
             client.greeting -= n.min(usize::from(client.greeting)) as u8;
             return;
         }
-        if client.farewell {
-            client.farewell_sent += n as u16;
-            client.farewell =
-                usize::from(client.farewell_sent) < client.mend.len() + farewell_text(client.dialect).len();
+        if client.farewell.is_pending() {
+            client.farewell.sent(client.dialect, n);
             return;
         }
         if client.dialect == Dialect::Seed {
-            self.seed_walk(slot, None, n);
+            self.seed_walk(id, None, n);
             // A short write is likely to reach the client together with the
             // next one: make sure a line boundary still shows.
-            let cursor = &mut self.clients[slot].cursor;
-            if short && cursor.sent == 0 {
+            let cursor = &mut self.client_mut(id).cursor;
+            if short && !cursor.in_line() {
                 cursor.sep = true;
             }
             return;
         }
         while n > 0 {
-            self.skip_unseen(slot);
-            let client = &mut self.clients[slot];
-            let line = self.ring.line(client.cursor.seq);
-            let rest = Ring::len_of(line) - usize::from(client.cursor.sent);
-            if n >= rest {
-                n -= rest;
-                client.cursor = Cursor { seq: client.cursor.seq + 1, sent: 0, sep: false };
-            } else {
-                client.cursor.sent += n as u16;
-                n = 0;
-            }
+            self.skip_unseen(id);
+            let len = self.ring.line(self.client(id).cursor.seq).len();
+            n = self.client_mut(id).cursor.advance(n, len);
         }
     }
 
@@ -232,14 +260,14 @@ impl Room<'_> {
     /// most [`SEED_WRITE`] bytes (`cursor.sep` puts a `\n` before the first
     /// one too). With `out`, copies them there and returns
     /// the length; without, moves the cursor past the first `sent` bytes.
-    pub(super) fn seed_walk(&mut self, slot: usize, mut out: Option<&mut [u8; SEED_WRITE]>, mut sent: usize) -> usize {
-        let mut cursor = self.clients[slot].cursor;
-        let client = &self.clients[slot];
-        let end = self.ring.next().min(client.until);
+    fn seed_walk(&mut self, id: ClientId, mut out: Option<&mut [u8; SEED_WRITE]>, mut sent: usize) -> usize {
+        let client = self.client(id);
+        let mut cursor = client.cursor;
+        let end = self.ring.next().min(client.window.until);
         let mut pos = 0;
         while cursor.seq < end && (out.is_some() || sent > 0) {
             let line = self.ring.line(cursor.seq);
-            if cursor.sent == 0 && !client.sees(slot as u16, cursor.seq, line) {
+            if !cursor.in_line() && !client.window.sees(id, cursor.seq, line) {
                 cursor.seq += 1;
                 continue;
             }
@@ -247,10 +275,10 @@ impl Room<'_> {
             let text = text.strip_suffix(b"\n").unwrap_or(text);
             // The first line of a write has no separator, unless the write
             // before was cut short right after a line.
-            let sep = if cursor.sent > 0 || pos == 0 { cursor.sep } else { true };
+            let sep = if cursor.in_line() || pos == 0 { cursor.sep } else { true };
             // Most lines are ASCII already: their length is their seed length.
             let plain = text.is_ascii();
-            let shown = if plain { text.len() } else { ascii(text).count() };
+            let shown = if plain { text.len() } else { seed_ascii(text).count() };
             let rest = usize::from(sep) + shown - usize::from(cursor.sent);
             match out.as_deref_mut() {
                 Some(batch) => {
@@ -265,18 +293,18 @@ impl Room<'_> {
                         dst[0] = b'\n';
                         dst[1..].copy_from_slice(text);
                     } else {
-                        let wire = sep.then_some(b'\n').into_iter().chain(ascii(text));
+                        let wire = sep.then_some(b'\n').into_iter().chain(seed_ascii(text));
                         for (slot, byte) in dst.iter_mut().zip(wire.skip(skip)) {
                             *slot = byte;
                         }
                     }
                     pos += rest;
-                    cursor = Cursor { seq: cursor.seq + 1, sent: 0, sep: false };
+                    cursor = Cursor::at(cursor.seq + 1);
                 }
                 None if sent >= rest => {
                     sent -= rest;
                     pos += rest;
-                    cursor = Cursor { seq: cursor.seq + 1, sent: 0, sep: false };
+                    cursor = Cursor::at(cursor.seq + 1);
                 }
                 None => {
                     cursor = Cursor { seq: cursor.seq, sent: cursor.sent + sent as u16, sep };
@@ -285,22 +313,8 @@ impl Room<'_> {
             }
         }
         if out.is_none() {
-            self.clients[slot].cursor = cursor;
+            self.client_mut(id).cursor = cursor;
         }
         pos
     }
-}
-
-/// [`TOO_SLOW`] as a client of `dialect` gets it.
-fn farewell_text(dialect: Dialect) -> &'static [u8] {
-    match dialect {
-        Dialect::Seed => &TOO_SLOW[..TOO_SLOW.len() - 1],
-        _ => TOO_SLOW,
-    }
-}
-
-/// A seed client's view of UTF-8 text: one byte per character, `?` for
-/// anything that is not ASCII.
-fn ascii(text: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    text.iter().filter(|&&b| b & 0xC0 != 0x80).map(|&b| if b.is_ascii() { b } else { b'?' })
 }

@@ -4,7 +4,7 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use chat_core::{Client, Config, Line, Room};
+use chat_core::{ClientStorage, Config, Duration, LineStorage, Room};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use defmt_semihosting as _; // the global defmt logger
 use embedded::{Server, Settings, Slot, Sockets};
@@ -39,18 +39,18 @@ const LOG_LINES: usize = 128;
 
 /// How often the main loop looks at the stack's high-water mark; a new peak
 /// is logged (`stack peak N B of M B`).
-const STACK_CHECK_MS: u64 = 250;
+const STACK_CHECK: Duration = Duration::from_millis(250);
 
 /// How often it logs how things are: uptime, clients, stack, the driver's
 /// counters.
-const STATUS_MS: u64 = 60_000;
+const STATUS: Duration = Duration::from_secs(60);
 
 /// Every long-lived buffer, in one static rather than on the stack: the
 /// stack measurement then shows call depth only, and the RAM budget shows in
 /// the ELF's section sizes. Every field is zeros or uninitialised, which
 /// keeps the static in .bss: no flash image, no copy at reset. Fields whose
 /// empty value need not be all zeros (`SocketStorage::EMPTY`, `Slot::EMPTY`,
-/// `Client::EMPTY`, `Line::EMPTY`) are uninitialised here and filled in at
+/// `ClientStorage::EMPTY`, `LineStorage::EMPTY`) are uninitialised here and filled in at
 /// boot, element by element: a constant initialiser would move the whole
 /// static, socket buffers included, into .data, that is into flash too.
 /// That is also why this does not use `embedded::Storage` or
@@ -64,8 +64,8 @@ struct Statics {
     log_bytes: [u8; LOG_BYTES],
     sockets: MaybeUninit<[SocketStorage<'static>; SOCKETS]>,
     slots: MaybeUninit<[Slot; SOCKETS]>,
-    clients: MaybeUninit<[Client; CLIENTS]>,
-    log_lines: MaybeUninit<[Line; LOG_LINES]>,
+    clients: MaybeUninit<[ClientStorage; CLIENTS]>,
+    log_lines: MaybeUninit<[LineStorage; LOG_LINES]>,
 }
 
 static mut STATICS: Statics = Statics {
@@ -96,8 +96,8 @@ fn take_statics() -> Resources {
     #[allow(clippy::deref_addrof)]
     let statics = unsafe { &mut *(&raw mut STATICS) };
     let room = Room::new(
-        fill(&mut statics.clients, || Client::EMPTY),
-        fill(&mut statics.log_lines, || Line::EMPTY),
+        fill(&mut statics.clients, || ClientStorage::EMPTY),
+        fill(&mut statics.log_lines, || LineStorage::EMPTY),
         &mut statics.log_bytes,
         Config::default(),
     );
@@ -151,13 +151,13 @@ fn main() -> ! {
 
     let mut peak = 0;
     let mut next_check = clock::now();
-    let mut next_status = clock::now() + STATUS_MS;
+    let mut next_status = clock::now() + STATUS;
     loop {
         let now = clock::now();
         let next = server.poll(now, &mut eth);
 
         if now >= next_check {
-            next_check = now + STACK_CHECK_MS;
+            next_check = now + STACK_CHECK;
             let used = stack::high_water();
             if used > peak {
                 peak = used;
@@ -165,7 +165,7 @@ fn main() -> ! {
             }
         }
         if now >= next_status {
-            next_status = now + STATUS_MS;
+            next_status = now + STATUS;
             let (up, clients) = (now.millis() / 1000, server.room().len());
             defmt::info!(
                 "up {=u64} s, {=usize} in the room, stack peak {=usize} B, {}",

@@ -3,54 +3,41 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
-use chat_core::{Config, Throttle};
 use clap::Parser;
 use host::server::{Options, Server, Storage};
+use room_args::RoomArgs;
 
 /// A TCP chat room. Clients: the tutorial's Python client, `nc`, `telnet`,
 /// or `chat-client`. The protocol is in PROTOCOL.md.
 #[derive(Parser, Debug)]
-#[command(version, after_help = "Logging: RUST_LOG=debug for more, RUST_LOG=warn for less (default: info).")]
+#[command(
+    name = "chat-server",
+    version,
+    after_help = "The room's flags (--capacity, --ring, --burst, --rate, --no-throttle, \
+        --registration-timeout) are tap-server's too. tap-server is its own TCP/IP stack (smoltcp), \
+        so where chat-server takes --listen ADDRESS:PORT on this machine's stack, tap-server takes \
+        its own address with the network's prefix (--address ADDRESS/PREFIX) and --port.\n\n\
+        Logging: RUST_LOG=debug for more, RUST_LOG=warn for less (default: info)."
+)]
 struct Cli {
     /// Address to listen on; port 0 picks a free port. The first line on
     /// stdout is `listening on ADDR` with the real address.
-    #[arg(short, long, default_value = "127.0.0.1:55555")]
+    #[arg(short, long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:55555")]
     listen: SocketAddr,
-
-    /// Most clients in the room at once; one more is told the room is full.
-    #[arg(short, long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..65535))]
-    capacity: u16,
-
-    /// Bytes of the room's shared log: a client that falls this far behind
-    /// is disconnected as too slow (it is told why).
-    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u32).range(4096..))]
-    ring: u32,
-
-    /// Flood control: lines a client may send at once.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
-    burst: u16,
-
-    /// Flood control: lines a second a client may send after its burst.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    rate: u16,
-
-    /// Turn flood control off (for benchmarks).
-    #[arg(long)]
-    no_throttle: bool,
 
     /// Seconds of silence before TCP keepalive probes a client: one that
     /// vanished is disconnected about twice that long later (at most 20 s more).
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = host::keepalive::parse_secs)]
     keepalive: std::time::Duration,
 
-    /// Seconds a connection may take to choose a nickname.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    registration_timeout: u64,
+    #[command(flatten)]
+    room: RoomArgs,
 }
 
-/// Connections the kernel may hold for us while the loop is busy. std's 128
-/// drops SYNs when a thousand clients arrive at once; the kernel caps this
-/// at `net.core.somaxconn` anyway.
+/// Connections the kernel may hold for us while the loop is busy. std's
+/// `TcpListener::bind` asks for 128, which drops SYNs when a thousand
+/// clients arrive at once; the kernel caps this at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
 const BACKLOG: i32 = 4096;
 
 /// A listening socket on `addr`, with a deep backlog.
@@ -71,16 +58,8 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 
-    let options = Options {
-        capacity: usize::from(cli.capacity),
-        ring_bytes: cli.ring as usize,
-        config: Config {
-            registration_timeout_ms: cli.registration_timeout * 1000,
-            throttle: (!cli.no_throttle)
-                .then_some(Throttle { burst: cli.burst, interval_ms: 1000 / u64::from(cli.rate) }),
-            ..Config::default()
-        },
-    };
+    let options =
+        Options { capacity: cli.room.capacity(), ring_bytes: cli.room.ring_bytes(), config: cli.room.config() };
     let listener = match listen(cli.listen) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -111,10 +90,7 @@ fn main() -> ExitCode {
         "room for {} clients, {} KiB log, flood control {}",
         options.capacity,
         options.ring_bytes / 1024,
-        match options.config.throttle {
-            Some(t) => format!("{} lines then {}/s", t.burst, 1000 / t.interval_ms),
-            None => "off".to_string(),
-        }
+        cli.room.describe_throttle()
     );
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

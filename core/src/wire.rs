@@ -1,0 +1,105 @@
+//! The wire vocabulary: every fixed text and number that a client and a
+//! server must agree on, in one place.
+//!
+//! The server (`Room`), `chat-client`, the load generator and the fuzz
+//! harness all take these from here, so the bytes on the wire have one
+//! source. `PROTOCOL.md` at the repository root shows them in context;
+//! tests keep literal copies on purpose, as an independent check.
+//!
+//! Texts come as `&[u8]` when they go on the wire as they are, and as
+//! `&str` when they are pieces of a line a client may want to match.
+
+/// The first bytes on every connection, with no terminator. The tutorial's
+/// client answers them with its nickname; a line client with its nickname
+/// and `\n`.
+pub const GREETING: &[u8] = b"NICK";
+
+/// What a newcomer is told, after its own `{nick} joined!`, once it is in
+/// the room: from here on it may chat.
+pub const CONNECTED: &str = "Connected to server!";
+
+/// What follows a nickname when its owner joins: `alice joined!`.
+pub const JOINED: &str = " joined!";
+
+/// What follows a nickname when its owner leaves: `alice left!`, or
+/// `alice left! (reason)` after `/quit reason`.
+pub const LEFT: &str = " left!";
+
+/// Between a nickname and its text in a chat line: `alice: hi`.
+pub const SAID: &str = ": ";
+
+/// How every server notice starts. A nickname cannot start with `*`, so no
+/// notice can ever parse as `{nick}: {text}`.
+pub const NOTICE: &str = "*** ";
+
+/// What a newcomer gets when every slot is taken, before the server closes
+/// the connection. It has no slot in the room, so the frontend sends it.
+pub const ROOM_FULL: &[u8] = b"*** the room is full, try again later\n";
+
+/// What a client that reads more slowly than the room talks gets before it
+/// is disconnected: the lines it had not read are gone.
+pub const TOO_SLOW: &[u8] = b"*** disconnected: you read more slowly than the room talks and missed lines\n";
+
+/// What everyone gets when the server shuts down.
+pub const SHUTDOWN: &[u8] = b"*** the server is shutting down\n";
+
+/// What a client gets, once per episode, when flood control starts holding
+/// its lines. They are not dropped: they go out as its bucket refills.
+pub const SLOW_DOWN: &[u8] =
+    b"*** slow down: you are sending faster than the room allows; your lines are held, not lost\n";
+
+/// What ends the lines a newcomer is replayed from before it joined; they
+/// start with `*** history: the last {n} lines of the room`. A bot can skip
+/// what is between the two.
+pub const HISTORY_END: &[u8] = b"*** end of history\n";
+
+/// How many of the room's last lines a newcomer is replayed by default.
+pub const DEFAULT_HISTORY: u16 = 20;
+
+/// The longest line a client may send, in bytes, without its terminator.
+/// RFC 1459's 512 is what chat software and its users expect.
+pub const MAX_LINE: usize = 512;
+
+/// The tutorial's port, the default of every program here.
+pub const DEFAULT_PORT: u16 = 55555;
+
+/// The tutorial's address: loopback, so a first run is not on the network.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:55555";
+
+/// How a client frames what it sends and what it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Dialect {
+    /// Not known yet: the nickname has not arrived.
+    Unknown,
+    /// `\n`-terminated UTF-8 lines both ways (nc, telnet, `chat-client`).
+    Line,
+    /// The tutorial's client: one message per `send`, prefixed with its own
+    /// `{nick}: `; it is sent ASCII without terminators.
+    Seed,
+}
+
+/// A seed-dialect client's view of UTF-8 text: one byte per character, `?`
+/// for anything that is not ASCII (the tutorial's client decodes ASCII and
+/// dies on anything else).
+pub fn seed_ascii(text: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    text.iter().filter(|&&b| b & 0xC0 != 0x80).map(|&b| if b.is_ascii() { b } else { b'?' })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn seed_ascii_is_one_byte_per_character() {
+        let shown: heapless::Vec<u8, 16> = seed_ascii("Zoë ☃!".as_bytes()).collect();
+        assert_eq!(&shown[..], b"Zo? ?!");
+    }
+
+    #[test]
+    fn notices_end_in_a_newline_and_cannot_parse_as_chat() {
+        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END] {
+            assert!(notice.starts_with(NOTICE.as_bytes()) && notice.ends_with(b"\n"));
+        }
+    }
+}
