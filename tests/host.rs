@@ -253,13 +253,16 @@ impl Drop for Tmux {
     }
 }
 
-/// A raw line client in the room as `nick`, to read what others send.
-fn raw_member(server: &ChatServer, nick: &str) -> Raw {
-    let mut raw = Raw::connect(&server.addr);
-    raw.expect("NICK");
-    raw.send(format!("{nick}\n").as_bytes());
-    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-    raw
+/// bob, a raw line client, in the room; then alice's `chat-client --nick
+/// alice ARGS` on a `width`×`height` terminal, in the room too.
+fn bob_then_alice(server: &ChatServer, args: &[&str], width: u16, height: u16) -> Option<(Raw, Tmux)> {
+    let mut bob = Raw::join(&server.addr, "bob");
+    let mut command = vec![server.addr.as_str(), "--nick", "alice"];
+    command.extend_from_slice(args);
+    let tmux = Tmux::client(&command, width, height)?;
+    bob.expect("alice joined!\n");
+    tmux.wait_for("Connected to server!");
+    Some((bob, tmux))
 }
 
 /// Reads lines until `count` of them start with `prefix`; returns those.
@@ -299,7 +302,7 @@ fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
 #[test]
 fn chat_client_sends_lines_typed_ahead_in_order() {
     let server = ChatServer::start(&[]);
-    let mut bob = raw_member(&server, "bob");
+    let mut bob = Raw::join(&server.addr, "bob");
     let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
     // Typed at once, before the client is even in the room.
     tmux.keys(&["one", "Enter", "two", "Enter", "three", "Enter"]);
@@ -313,10 +316,7 @@ fn chat_client_sends_lines_typed_ahead_in_order() {
 #[test]
 fn chat_client_sends_a_50_line_paste_whole_and_in_order_while_lines_arrive() {
     let server = ChatServer::start(&["--no-throttle"]);
-    let mut bob = raw_member(&server, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
-    bob.expect("alice joined!\n");
-    tmux.wait_for("Connected to server!");
+    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
     // Lines arrive while the paste is typed in.
     let chatter: String = (0..200).map(|i| format!("chatter {i}\n")).collect();
     bob.send(chatter.as_bytes());
@@ -334,10 +334,7 @@ fn chat_client_sends_a_50_line_paste_whole_and_in_order_while_lines_arrive() {
 #[test]
 fn chat_client_sends_a_bracketed_paste_line_by_line_on_enter() {
     let server = ChatServer::start(&[]);
-    let mut bob = raw_member(&server, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
-    bob.expect("alice joined!\n");
-    tmux.wait_for("Connected to server!");
+    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
     tmux.paste("first\nsecond\nthird", true);
     tmux.wait_for("third");
     tmux.keys(&["Enter"]);
@@ -347,10 +344,7 @@ fn chat_client_sends_a_bracketed_paste_line_by_line_on_enter() {
 #[test]
 fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     let server = ChatServer::start(&[]);
-    let mut bob = raw_member(&server, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
-    bob.expect("alice joined!\n");
-    tmux.wait_for("Connected to server!");
+    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
     tmux.type_text("never sent");
     tmux.wait_for("never sent");
     tmux.keys(&["C-c"]);
@@ -374,10 +368,7 @@ fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
 #[test]
 fn chat_client_keeps_every_received_line_across_resizes_with_a_long_typed_line() {
     let server = ChatServer::start(&["--no-throttle"]);
-    let mut bob = raw_member(&server, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice", "--no-timestamps"], 60, 10) else { return };
-    bob.expect("alice joined!\n");
-    tmux.wait_for("Connected to server!");
+    let Some((mut bob, tmux)) = bob_then_alice(&server, &["--no-timestamps"], 60, 10) else { return };
     let typed: String = (0..15).map(|i| format!("word{i:02} ")).collect();
     tmux.type_text(&typed);
     tmux.wait_for("word14");
@@ -412,7 +403,7 @@ fn chat_client_keeps_every_received_line_across_resizes_with_a_long_typed_line()
 #[test]
 fn chat_client_sends_a_long_line_as_several_whole_lines() {
     let server = ChatServer::start(&[]);
-    let mut bob = raw_member(&server, "bob");
+    let mut bob = Raw::join(&server.addr, "bob");
     let mut alice = chat_client(&server.addr, &["--nick", "alice"]);
     bob.expect("alice joined!\n");
     // 1,300 bytes, two-byte characters among one-byte ones: no cut may split one.
@@ -518,18 +509,18 @@ fn chat_client_stamps_lines_with_the_time_on_a_terminal_only_unless_asked() {
     let out = asked.stdout.wait_for("Connected to server!\n");
     assert!(out.lines().all(stamped), "{out}");
     piped.close_stdin();
-    asked.close_stdin();
-    assert!(piped.wait().success() && asked.wait().success());
+    assert!(piped.wait().success());
     assert_eq!(piped.stdout.text(), "carol joined!\nConnected to server!\ndave joined!\ncarol left!\n");
+    asked.close_stdin();
+    assert!(asked.wait().success());
+    let out = asked.stdout.text();
+    assert!(out.lines().all(stamped) && out.contains(" carol left!\n") && out.ends_with(" dave left!\n"), "{out}");
 }
 
 #[test]
 fn chat_client_highlights_its_nickname_with_a_bell_and_completes_nicknames() {
     let server = ChatServer::start(&[]);
-    let mut bob = raw_member(&server, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 10) else { return };
-    bob.expect("alice joined!\n");
-    tmux.wait_for("Connected to server!");
+    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 10) else { return };
     let bell = || tmux.run(&["display-message", "-p", "-t", "chat", "#{window_bell_flag}"]).trim().to_owned();
     assert_eq!(bell(), "0");
     bob.send(b"hi Alice, and hi malice\n");
@@ -558,7 +549,7 @@ fn chat_client_highlights_its_nickname_with_a_bell_and_completes_nicknames() {
 #[test]
 fn chat_client_reports_a_refused_nickname_and_a_shutdown_once() {
     let server = ChatServer::start(&[]);
-    let _bob = raw_member(&server, "bob");
+    let _bob = Raw::join(&server.addr, "bob");
     let mut refused = chat_client(&server.addr, &["--nick", "BOB"]);
     assert_eq!(refused.wait().code(), Some(1));
     assert_eq!(refused.stdout.text(), "");
@@ -597,7 +588,7 @@ fn chat_client_reconnects_as_the_same_nickname() {
     let out = alice.stdout.wait_for_n("Connected to server!\n", 2);
     assert!(out.contains(&format!("*** reconnected to {addr}\nalice joined!\nConnected to server!\n")), "{out}");
     let second = ChatServer { proc: second, addr: addr.clone() };
-    let mut bob = raw_member(&second, "bob");
+    let mut bob = Raw::join(&second.addr, "bob");
     alice.type_in("back again\n");
     assert_eq!(lines_from(&mut bob, "alice: ", 1), ["back again"]);
     alice.close_stdin();
