@@ -244,6 +244,16 @@ impl Tmux {
     fn exited(&self) -> bool {
         self.run(&["list-panes", "-t", "chat", "-F", "#{pane_dead}"]).trim() == "1"
     }
+
+    /// Waits until the client has exited. (tmux does not always learn its
+    /// exit status: what it printed tells how it ended.)
+    fn wait_exit(&self) {
+        let deadline = Instant::now() + WAIT;
+        while !self.exited() {
+            assert!(Instant::now() < deadline, "chat-client did not exit:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Tmux {
@@ -356,11 +366,7 @@ fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     tmux.type_text("x");
     tmux.keys(&["C-a", "C-d", "C-d"]);
     bob.expect("alice left!\n");
-    let deadline = Instant::now() + WAIT;
-    while !tmux.exited() {
-        assert!(Instant::now() < deadline, "chat-client did not exit after Ctrl-D:\n{}", tmux.screen());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.wait_exit();
     let log = server.proc.stderr.wait_for("disconnected: quit");
     assert!(log.contains("disconnected: quit"), "{log}");
 }
@@ -593,4 +599,33 @@ fn chat_client_reconnects_as_the_same_nickname() {
     assert_eq!(lines_from(&mut bob, "alice: ", 1), ["back again"]);
     alice.close_stdin();
     assert!(alice.wait().success(), "{}", alice.stderr.text());
+}
+
+#[test]
+fn chat_client_on_a_terminal_reports_a_shutdown_once_below_the_input_line() {
+    let server = ChatServer::start(&[]);
+    let Some((_bob, tmux)) = bob_then_alice(&server, &["--no-timestamps"], 80, 10) else { return };
+    tmux.type_text("half typed");
+    tmux.wait_for("half typed");
+    server.proc.signal(15);
+    tmux.wait_exit();
+    let screen = tmux.screen();
+    // tmux's own last line aside.
+    let lines: Vec<&str> =
+        screen.lines().map(str::trim_end).filter(|l| !l.is_empty() && !l.starts_with("Pane is dead")).collect();
+    let end = [
+        "*** the server is shutting down",
+        "> half typed",
+        &format!("chat-client: connection to {} closed by the server", server.addr),
+    ];
+    assert!(lines.ends_with(&end), "{screen}");
+}
+
+#[test]
+fn chat_client_gives_a_bare_ipv6_address_the_default_port() {
+    // Nothing listens there (or IPv6 is off): the error names the address tried.
+    let mut client = chat_client("::1", &["--nick", "alice"]);
+    assert_eq!(client.wait().code(), Some(1));
+    let err = client.stderr.text();
+    assert!(err.starts_with("chat-client: cannot connect to [::1]:55555: "), "{err}");
 }

@@ -1151,8 +1151,15 @@ impl LineEditor {
                 }
             };
             // Dropping the editor drops its printer: lines still to show go
-            // straight to the terminal, now back in its normal mode.
+            // straight to the terminal, now back in its normal mode, on a
+            // line of their own below the input line.
             drop(editor);
+            if event.is_none() {
+                let mut stdout = io::stdout().lock();
+                if let Err(err) = stdout.write_all(b"\n").and_then(|()| stdout.flush()) {
+                    debug!("cannot end the input line: {err}");
+                }
+            }
             if let Some(event) = event {
                 let _ = events.send(event);
             }
