@@ -355,7 +355,8 @@ enum Event {
     NickAsked { notice: Option<String> },
     /// The server said `Connected to server!`: chat lines may go out now.
     Registered,
-    /// Something arrived while we wait for the server to close after quitting.
+    /// Something arrived: after quitting, a script waits until nothing has
+    /// for a while.
     Activity,
     /// The connection is over; nothing more comes from the network thread.
     Closed(Closed),
