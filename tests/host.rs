@@ -629,3 +629,40 @@ fn chat_client_gives_a_bare_ipv6_address_the_default_port() {
     let err = client.stderr.text();
     assert!(err.starts_with("chat-client: cannot connect to [::1]:55555: "), "{err}");
 }
+
+#[test]
+fn chat_client_sends_the_room_password_after_the_nickname() {
+    let file = std::env::temp_dir().join(format!("chat-test-password-{}", std::process::id()));
+    std::fs::write(&file, "sesame\n").expect("write the password file");
+    let server = ChatServer::start(&["--password-file", &file.display().to_string()]);
+    let _ = std::fs::remove_file(&file);
+    let mut bob = Raw::connect(&server.addr);
+    bob.expect("NICK");
+    bob.send(b"bob\n");
+    bob.expect("*** this room has a password: send it as your next line\n");
+    bob.send(b"sesame\n");
+    bob.expect("bob joined!\nConnected to server!\n");
+
+    // Piped: the line after the nickname.
+    let mut alice = chat_client(&server.addr, &[]);
+    alice.type_in("alice\nsesame\nhi from a script\n");
+    assert_eq!(lines_from(&mut bob, "alice: ", 1), ["hi from a script"]);
+    alice.close_stdin();
+    assert!(alice.wait().success(), "{}", alice.stderr.text());
+
+    // A wrong one: a script has no other.
+    let mut mallory = chat_client(&server.addr, &["--nick", "mallory"]);
+    mallory.type_in("guess\nnever sent\n");
+    assert_eq!(mallory.wait().code(), Some(1));
+    assert_eq!(mallory.stderr.text(), "chat-client: the room's password (the line after the nickname) was refused\n");
+
+    // Typed at its prompt, again after a wrong one.
+    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "carol"], 80, 10) else { return };
+    tmux.wait_for("\nPassword:");
+    tmux.keys(&["wrong", "Enter"]);
+    tmux.wait_for("wrong password, 2 tries left");
+    tmux.keys(&["sesame", "Enter"]);
+    tmux.wait_for("Connected to server!");
+    tmux.keys(&["hi from a terminal", "Enter"]);
+    assert_eq!(lines_from(&mut bob, "carol: ", 1), ["hi from a terminal"]);
+}

@@ -36,12 +36,7 @@ use reedline::{
     Suggestion,
 };
 
-/// The tutorial's port, used when the address names none.
-pub const DEFAULT_PORT: u16 = 55555;
-
-/// The longest line the server takes (PROTOCOL.md): a longer typed line is
-/// sent as several lines of at most this many bytes.
-pub const MAX_LINE: usize = 512;
+use chat_core::wire::{CONNECTED, DEFAULT_PORT, MAX_LINE, WRONG_PASSWORD};
 
 /// How long to try each of the server's addresses before giving up on it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,14 +59,16 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// never sends `\n` cannot make the client grow without bound.
 const MAX_PENDING: usize = 16 * 1024;
 
-/// What the server says when a nickname is accepted.
-const CONNECTED: &str = "Connected to server!";
-
-/// What the server says to ask for a nickname.
+/// What the server says to ask for a nickname ([`chat_core::wire::GREETING`]).
 const NICK_REQUEST: &str = "NICK";
+
+/// What a server with a room password says after the nickname
+/// ([`chat_core::wire::PASSWORD_ASK`] without its line end).
+const PASSWORD_ASK: &str = "*** this room has a password: send it as your next line";
 
 /// The prompts: while asked for a nickname, and in the room.
 const NICK_PROMPT: &str = "Choose your nickname: ";
+const PASSWORD_PROMPT: &str = "Password: ";
 const CHAT_PROMPT: &str = "> ";
 
 /// The command line.
@@ -88,6 +85,10 @@ const CHAT_PROMPT: &str = "> ";
         ahead and pasted lines are all sent, in order; a pasted block (bracketed paste) is sent \
         when you press Enter. A line longer than 512 bytes is sent as several lines. A line from \
         someone else that mentions your nickname shows it highlighted and rings the bell.\n\n\
+        In a room with a password, the line after the nickname is the password (typed at \
+        \"Password: \" on a terminal, where a wrong one is asked again).\n\n\
+        In a room with a password, the line after the nickname is the password (typed at \
+        \"Password: \" on a terminal, where a wrong one is asked again).\n\n\
         With standard input from a pipe or a file, chat-client sends each input line, prints each \
         line from the room on standard output, and when the input ends leaves the room, prints \
         what still arrives until the server closes the connection, and exits. For example:\n\n    \
@@ -287,6 +288,7 @@ enum Failure {
         addr: String,
         err: io::Error,
     },
+    PasswordRefused,
     NickRefused {
         nick: String,
         notice: Option<String>,
@@ -308,6 +310,7 @@ impl fmt::Display for Failure {
             Failure::Lost { addr, err } => write!(f, "connection to {addr} lost: {}", describe(err)),
             Failure::NickRefused { notice: Some(notice), .. } => f.write_str(strip_notice(notice)),
             Failure::NickRefused { nick, notice: None } => write!(f, "nickname \"{nick}\" refused by the server"),
+            Failure::PasswordRefused => f.write_str("the room's password (the line after the nickname) was refused"),
             Failure::EmptyNick => f.write_str("the nickname (the first line of input) is empty"),
             Failure::Output(err) => write!(f, "cannot write to standard output: {}", describe(err)),
             Failure::Input(err) => write!(f, "cannot read standard input: {}", describe(err)),
@@ -353,6 +356,9 @@ enum Event {
     /// before the request, if any: why the previous nickname was refused
     /// (not shown yet).
     NickAsked { notice: Option<String> },
+    /// The room has a password (or the last one was wrong, with tries
+    /// left): the next line is one.
+    PasswordAsked,
     /// The server said `Connected to server!`: chat lines may go out now.
     Registered,
     /// Something arrived: after quitting, a script waits until nothing has
@@ -708,6 +714,10 @@ impl Session {
             return (Vec::new(), Some(Event::NickAsked { notice: self.held.take() }));
         }
         let mut show: Vec<String> = self.held.take().into_iter().collect();
+        if !self.registered && self.dialect == Dialect::Line && is_password_request(&line) {
+            show.push(line);
+            return (show, Some(Event::PasswordAsked));
+        }
         if !self.registered && line.starts_with("*** ") {
             self.held = Some(line);
             return (show, None);
@@ -724,6 +734,13 @@ impl Session {
         }
         (show, None)
     }
+}
+
+/// Whether `line` asks for the room's password: first, or again after a
+/// wrong one (`*** wrong password, 2 tries left`; not `…, closing`).
+fn is_password_request(line: &str) -> bool {
+    line == PASSWORD_ASK
+        || line.strip_prefix(WRONG_PASSWORD).is_some_and(|rest| rest.ends_with(" left") && rest.starts_with(", "))
 }
 
 /// `text` as lines the server takes: pieces of at most [`MAX_LINE`] bytes
@@ -818,6 +835,10 @@ struct Registration {
     asked: bool,
     /// It asked, and we have no nickname to give yet: the next line is one.
     awaiting_nick: bool,
+    /// It asked for the room's password: the next line is it.
+    awaiting_password: bool,
+    /// It asked for the password at least once.
+    password_asked: bool,
     /// In the room.
     registered: bool,
 }
@@ -876,6 +897,24 @@ impl Client {
                         self.input.prompt("");
                         self.send_nick(&name)?;
                     }
+                }
+                Event::PasswordAsked
+                    if std::mem::replace(&mut state.password_asked, true) && !self.input.is_terminal() =>
+                {
+                    // A script has one password: the room refused it.
+                    return Err(Failure::PasswordRefused);
+                }
+                Event::PasswordAsked => match queued.pop_front() {
+                    Some(password) => self.send_password(&password)?,
+                    None => {
+                        state.awaiting_password = true;
+                        self.input.prompt(PASSWORD_PROMPT);
+                    }
+                },
+                Event::Input(line) if state.awaiting_password => {
+                    state.awaiting_password = false;
+                    self.input.prompt("");
+                    self.send_password(&line)?;
                 }
                 Event::Input(line) if state.registered => self.send_line(&line)?,
                 Event::Input(line) => queued.push_back(line),
@@ -976,6 +1015,11 @@ impl Client {
         };
         *lock(&self.shared.nick) = Some(nick.to_owned());
         self.write(bytes.as_bytes())
+    }
+
+    /// Answers the server's request for the room's password (line dialect only).
+    fn send_password(&mut self, password: &str) -> Result<(), Failure> {
+        self.write(format!("{password}\n").as_bytes())
     }
 
     /// Sends one typed line (or command), as several if it is too long; a
@@ -1357,6 +1401,17 @@ mod tests {
         // In the room, `NICK` is just a line, and notices are shown at once.
         assert_eq!(shown(&session.on_line("NICK".into())), ["NICK"]);
         assert_eq!(shown(&session.on_line("*** 2 in the room: a b".into())), ["*** 2 in the room: a b"]);
+    }
+
+    #[test]
+    fn password_requests_are_told_from_the_last_refusal() {
+        assert!(is_password_request(PASSWORD_ASK));
+        assert_eq!(format!("{PASSWORD_ASK}\n").as_bytes(), chat_core::wire::PASSWORD_ASK);
+        assert!(is_password_request("*** wrong password, 2 tries left"));
+        assert!(is_password_request("*** wrong password, 1 try left"));
+        assert!(!is_password_request("*** wrong password, closing"));
+        let mut session = Session::new(Dialect::Line);
+        assert!(matches!(session.on_line(PASSWORD_ASK.into()), (ref s, Some(Event::PasswordAsked)) if s.len() == 1));
     }
 
     #[test]

@@ -11,13 +11,13 @@ use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_core::wire::ROOM_FULL;
 use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
 use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::Conn;
+pub use room_args::Secrets;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
@@ -38,10 +38,13 @@ pub struct Options {
     pub ring_bytes: usize,
     /// The room's limits and timeouts.
     pub config: Config,
+    /// The room's password and the operators' (see [`Room::set_password`]).
+    pub secrets: Secrets,
 }
 
 /// The room's storage, sized at start and never grown.
 pub struct Storage {
+    secrets: Secrets,
     clients: Vec<ClientStorage>,
     lines: Vec<LineStorage>,
     bytes: Vec<u8>,
@@ -51,6 +54,7 @@ impl Storage {
     /// Storage for `options`.
     pub fn new(options: &Options) -> Storage {
         Storage {
+            secrets: options.secrets.clone(),
             clients: vec![ClientStorage::EMPTY; options.capacity],
             lines: vec![LineStorage::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
             bytes: vec![0; options.ring_bytes],
@@ -91,7 +95,9 @@ impl<'a> Server<'a> {
         }
         poll.registry().register(&mut signals, SIGNAL, Interest::READABLE)?;
         let capacity = storage.clients.len();
-        let room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
+        let mut room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
+        room.set_password(storage.secrets.password.as_deref());
+        room.set_op_password(storage.secrets.op_password.as_deref());
         Ok(Server {
             room,
             listener,
@@ -192,12 +198,12 @@ impl<'a> Server<'a> {
             if let Err(e) = crate::keepalive::enable(&stream, self.keepalive) {
                 warn!("{peer}: cannot turn on TCP keepalive: {e}");
             }
-            let id = match self.room.accept(now) {
+            let id = match self.room.accept(now, Some(peer.ip())) {
                 Ok(id) => id,
-                Err(full) => {
-                    info!("Refused {peer}: {full}");
+                Err(refused) => {
+                    info!("Refused {peer}: {refused}");
                     // Best effort: a new socket has room for one short line.
-                    let _ = stream.write(ROOM_FULL);
+                    let _ = stream.write(refused.notice());
                     continue;
                 }
             };

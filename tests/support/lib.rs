@@ -251,6 +251,21 @@ impl Raw {
     /// Connects to `addr`.
     pub fn connect(addr: &str) -> Raw {
         let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Raw::over(stream)
+    }
+
+    /// Connects to `addr` from the loopback address `local` (127.0.0.2 and
+    /// so on), so a server sees another peer address.
+    pub fn connect_from(addr: &str, local: std::net::Ipv4Addr) -> Raw {
+        let target: std::net::SocketAddr = addr.parse().unwrap_or_else(|e| panic!("address {addr}: {e}"));
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+        let from = std::net::SocketAddr::from((local, 0));
+        socket.bind(&from.into()).unwrap_or_else(|e| panic!("bind to {from}: {e}"));
+        socket.connect(&target.into()).unwrap_or_else(|e| panic!("connect to {addr} from {local}: {e}"));
+        Raw::over(socket.into())
+    }
+
+    fn over(stream: std::net::TcpStream) -> Raw {
         stream.set_read_timeout(Some(WAIT)).expect("set timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone stream"));
         Raw { stream, reader }

@@ -142,12 +142,15 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
 
+    let secrets = args.room.secrets()?;
     let capacity = args.room.capacity();
     let sockets = capacity + 1;
     let mut clients = vec![ClientStorage::EMPTY; capacity];
     let mut lines = vec![LineStorage::EMPTY; (args.room.ring_bytes() / BYTES_PER_LINE).max(2)];
     let mut bytes = vec![0; args.room.ring_bytes()];
-    let room = Room::new(&mut clients, &mut lines, &mut bytes, args.room.config());
+    let mut room = Room::new(&mut clients, &mut lines, &mut bytes, args.room.config());
+    room.set_password(secrets.password.as_deref());
+    room.set_op_password(secrets.op_password.as_deref());
     let mut storage: Vec<SocketStorage> = (0..sockets).map(|_| SocketStorage::EMPTY).collect();
     let mut slots = vec![Slot::EMPTY; sockets];
     let mut rx = vec![0; sockets * RX_BUFFER];

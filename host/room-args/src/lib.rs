@@ -11,6 +11,8 @@
 //! A binary whose room is smaller by default (tap-server's 8 clients, as on
 //! the board) changes the defaults with [`RoomArgs::with_defaults`].
 
+use std::path::{Path, PathBuf};
+
 use chat_core::{Config, Duration, Throttle};
 use clap::{Args, Command};
 
@@ -42,6 +44,17 @@ pub struct RoomArgs {
     #[arg(long, value_name = "LINES", default_value_t = chat_core::wire::DEFAULT_HISTORY)]
     pub history: u16,
 
+    /// A file holding the room's password: every line client is asked for
+    /// it after its nickname (the tutorial's client cannot send one and is
+    /// refused). A file, not the command line, where `ps` would show it.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// A file holding the operators' password: `/op PASSWORD` makes a
+    /// client an operator, who can `/kick`, `/ban` and `/unban`.
+    #[arg(long, value_name = "FILE")]
+    pub op_password_file: Option<PathBuf>,
+
     /// Seconds a connection may take to choose a nickname.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub registration_timeout: u64,
@@ -71,6 +84,14 @@ impl RoomArgs {
         }
     }
 
+    /// The passwords from their files, or which file could not be used.
+    pub fn secrets(&self) -> Result<Secrets, String> {
+        Ok(Secrets {
+            password: self.password_file.as_deref().map(read_secret).transpose()?,
+            op_password: self.op_password_file.as_deref().map(read_secret).transpose()?,
+        })
+    }
+
     /// Client slots.
     pub fn capacity(&self) -> usize {
         usize::from(self.capacity)
@@ -88,6 +109,38 @@ impl RoomArgs {
             None => "off".to_string(),
         }
     }
+}
+
+/// The room's password and the operators', read from their files.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets {
+    /// What a client must send after its nickname, if anything.
+    pub password: Option<Vec<u8>>,
+    /// What `/op` takes, if the room has operators.
+    pub op_password: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    /// Says which passwords are set, never what they are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("password", &self.password.as_ref().map(|_| "set"))
+            .field("op_password", &self.op_password.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+/// A password file's first line, without its line end: what a client
+/// types. Empty is refused (it would let anyone in with an empty line, and
+/// is most likely a mistake).
+fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(format!("the password file {} has an empty first line", path.display()));
+    }
+    Ok(line.to_vec())
 }
 
 #[cfg(test)]

@@ -58,8 +58,19 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 
-    let options =
-        Options { capacity: cli.room.capacity(), ring_bytes: cli.room.ring_bytes(), config: cli.room.config() };
+    let secrets = match cli.room.secrets() {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = Options {
+        capacity: cli.room.capacity(),
+        ring_bytes: cli.room.ring_bytes(),
+        config: cli.room.config(),
+        secrets,
+    };
     let listener = match listen(cli.listen) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
