@@ -16,6 +16,14 @@ fn chat_client(addr: &str, args: &[&str]) -> Proc {
     Proc::spawn(Command::new(bin("host", "chat-client")).arg(addr).args(args))
 }
 
+/// `chat-client ADDR --nick alice` run to its end, as it ends when it cannot
+/// join: its exit code and what it said on stderr.
+fn chat_client_ends(addr: &str) -> (Option<i32>, String) {
+    let mut client = chat_client(addr, &["--nick", "alice"]);
+    let code = client.wait().code();
+    (code, client.stderr.text())
+}
+
 #[test]
 fn tutorial_clients_and_chat_client_share_a_room() {
     let server = ChatServer::start(&[]);
@@ -149,10 +157,8 @@ fn chat_client_names_the_address_it_cannot_reach() {
     // A port that was just free: bind, read it, release it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let addr = format!("127.0.0.1:{port}");
-    let mut client = chat_client(&addr, &["--nick", "alice"]);
-    let status = client.wait();
-    assert!(!status.success());
-    let err = client.stderr.text();
+    let (code, err) = chat_client_ends(&addr);
+    assert_eq!(code, Some(1));
     assert!(err.contains(&addr) && err.to_lowercase().contains("refused"), "{err}");
 }
 
@@ -571,9 +577,8 @@ fn chat_client_reports_a_refused_nickname_and_a_shutdown_once() {
 
 #[test]
 fn chat_client_rejects_a_bad_port_like_any_bad_command_line() {
-    let mut client = chat_client("127.0.0.1:99999", &["--nick", "alice"]);
-    assert_eq!(client.wait().code(), Some(2));
-    let err = client.stderr.text();
+    let (code, err) = chat_client_ends("127.0.0.1:99999");
+    assert_eq!(code, Some(2));
     assert!(err.contains("\"99999\" is not a port"), "{err}");
 }
 
@@ -624,9 +629,8 @@ fn chat_client_on_a_terminal_reports_a_shutdown_once_below_the_input_line() {
 #[test]
 fn chat_client_gives_a_bare_ipv6_address_the_default_port() {
     // Nothing listens there (or IPv6 is off): the error names the address tried.
-    let mut client = chat_client("::1", &["--nick", "alice"]);
-    assert_eq!(client.wait().code(), Some(1));
-    let err = client.stderr.text();
+    let (code, err) = chat_client_ends("::1");
+    assert_eq!(code, Some(1));
     assert!(err.starts_with("chat-client: cannot connect to [::1]:55555: "), "{err}");
 }
 
