@@ -273,6 +273,16 @@ impl Raw {
         Raw { stream, reader }
     }
 
+    /// Connects to `addr` and registers as `nick`; returns it after its
+    /// `Connected to server!`.
+    pub fn join(addr: &str, nick: &str) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.expect("NICK");
+        raw.send(format!("{nick}\n").as_bytes());
+        raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
+        raw
+    }
+
     /// Sends bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
