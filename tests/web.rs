@@ -10,7 +10,9 @@
 //! shows hostile HTML as text without making elements of it or running it,
 //! reconnects after a server restart (chat-server and tap-server), and
 //! leaves with `/quit`. Everything is typed into the element that has the
-//! focus: the page is used with the keyboard alone.
+//! focus: the page is used with the keyboard alone. On chat-server, a room
+//! with a password too: the page asks for it, shows why a wrong one was
+//! refused, sends it again when it reconnects, and stays out when kicked.
 //!
 //! The namespace tests run the browser inside the namespace (chromedriver
 //! is started there and reached through a relay on a Unix socket, see

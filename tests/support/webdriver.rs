@@ -120,10 +120,17 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on this machine's loopback, and a session.
     pub fn start() -> Browser {
-        let port = free_port();
-        let dir = TempDir::new();
-        let driver = start_driver(&mut Command::new(CHROMEDRIVER), port);
-        Browser::session(Endpoint::Tcp(format!("127.0.0.1:{port}")), dir, driver, None)
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // The port was free on IPv4; chromedriver also wants it on
+            // IPv6, and someone may take it meanwhile: then another.
+            let port = free_port();
+            if let Some(driver) = start_driver(&mut Command::new(CHROMEDRIVER), port) {
+                let endpoint = Endpoint::Tcp(format!("127.0.0.1:{port}"));
+                return Browser::session(endpoint, TempDir::new(), driver, None);
+            }
+            assert!(Instant::now() < deadline, "chromedriver would not start");
+        }
     }
 
     /// Starts chromedriver (and so the browser) inside `ns`, the relay to
@@ -132,7 +139,7 @@ impl Browser {
         // The namespace's loopback is its own: any port is free there.
         let port = 9515;
         let dir = TempDir::new();
-        let driver = start_driver(&mut ns.command(CHROMEDRIVER), port);
+        let driver = start_driver(&mut ns.command(CHROMEDRIVER), port).expect("chromedriver in the namespace");
         let socket = dir.join("webdriver.sock");
         let relay = Proc::spawn(ns.command("python3").arg("-c").arg(RELAY).arg(&socket).arg(port.to_string()));
         relay.stdout.wait_for("relaying\n");
@@ -277,11 +284,20 @@ impl Drop for Browser {
     }
 }
 
-/// Starts chromedriver on `port` and waits until it says it runs.
-fn start_driver(command: &mut Command, port: u16) -> Proc {
-    let driver = Proc::spawn(command.arg(format!("--port={port}")));
-    driver.stdout.wait_for("started successfully");
-    driver
+/// Starts chromedriver on `port` and waits until it says it runs; None if
+/// it exits first (the port was taken).
+fn start_driver(command: &mut Command, port: u16) -> Option<Proc> {
+    let mut driver = Proc::spawn(command.arg(format!("--port={port}")));
+    let deadline = Instant::now() + WAIT;
+    while !driver.stdout.text().contains("started successfully") {
+        if driver.child.try_wait().expect("try_wait on chromedriver").is_some() {
+            eprintln!("chromedriver exited: {}{}", driver.stdout.text(), driver.stderr.text());
+            return None;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start: {}", driver.stdout.text());
+        thread::sleep(Duration::from_millis(20));
+    }
+    Some(driver)
 }
 
 /// A fresh directory of this test's, removed on drop.
