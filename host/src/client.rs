@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use log::{debug, warn};
 use reedline::{
     default_emacs_keybindings, ColumnarMenu, Completer, EditCommand, Emacs, ExternalPrinter, KeyCode, KeyModifiers,
@@ -37,6 +37,7 @@ use reedline::{
 };
 
 use chat_core::wire::{CONNECTED, DEFAULT_PORT, MAX_LINE, WRONG_PASSWORD};
+pub use chat_core::Dialect;
 
 /// How long to try each of the server's addresses before giving up on it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,12 +60,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// never sends `\n` cannot make the client grow without bound.
 const MAX_PENDING: usize = 16 * 1024;
 
-/// What the server says to ask for a nickname ([`chat_core::wire::GREETING`]).
-const NICK_REQUEST: &str = "NICK";
-
-/// What a server with a room password says after the nickname
-/// ([`chat_core::wire::PASSWORD_ASK`] without its line end).
-const PASSWORD_ASK: &str = "*** this room has a password: send it as your next line";
+/// What the server says to ask for a nickname.
+const NICK_REQUEST: &str = chat_core::wire::GREETING_TEXT;
 
 /// The prompts: while asked for a nickname, and in the room.
 const NICK_PROMPT: &str = "Choose your nickname: ";
@@ -114,8 +111,8 @@ pub struct Options {
     #[arg(long, value_name = "NAME", value_parser = parse_nick)]
     pub nick: Option<String>,
 
-    /// How to talk to the server (see PROTOCOL.md).
-    #[arg(long, value_enum, default_value_t = Dialect::Line)]
+    /// How to talk to the server: `line` or `seed` (see PROTOCOL.md).
+    #[arg(long, value_name = "DIALECT", value_parser = parse_dialect, default_value = "line")]
     pub dialect: Dialect,
 
     /// Put the local time (HH:MM) before each line received: the default on a terminal.
@@ -141,15 +138,17 @@ pub struct Options {
     pub keepalive: Duration,
 }
 
-/// The two ways a client can talk to the chat server (PROTOCOL.md, "Two dialects").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Dialect {
-    /// UTF-8 lines ending in \n, like nc and telnet: what chat-server speaks best.
-    Line,
-    /// What the Python tutorial's client speaks, for the tutorial's server (chat-server speaks
-    /// it too): the nickname bare, each message sent as "NAME: text" in one write without a
-    /// terminator, ASCII only.
-    Seed,
+/// The dialects a terminal client speaks (PROTOCOL.md, "Two dialects"):
+/// `line`, UTF-8 lines ending in \n, like nc and telnet, what chat-server
+/// speaks best; `seed`, what the Python tutorial's client speaks, for the
+/// tutorial's server (the nickname bare, each message sent as "NAME: text"
+/// in one write without a terminator, ASCII only).
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name.parse() {
+        Ok(dialect @ (Dialect::Line | Dialect::Seed)) => Ok(dialect),
+        Ok(other) => Err(format!("chat-client does not speak {}: `line` or `seed`", other.name())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Rejects a nickname that cannot be sent (empty: a seed client would send
@@ -724,8 +723,8 @@ impl Session {
         }
         // The tutorial's server may glue `Connected to server!` to `X joined!`.
         let connected = match self.dialect {
-            Dialect::Line => line == CONNECTED,
             Dialect::Seed => line.contains(CONNECTED),
+            _ => line == CONNECTED,
         };
         show.push(line);
         if connected && !self.registered {
@@ -739,7 +738,7 @@ impl Session {
 /// Whether `line` asks for the room's password: first, or again after a
 /// wrong one (`*** wrong password, 2 tries left`; not `…, closing`).
 fn is_password_request(line: &str) -> bool {
-    line == PASSWORD_ASK
+    line.as_bytes() == chat_core::wire::PASSWORD_ASK.trim_ascii_end()
         || line.strip_prefix(WRONG_PASSWORD).is_some_and(|rest| rest.ends_with(" left") && rest.starts_with(", "))
 }
 
@@ -1010,8 +1009,8 @@ impl Client {
     /// Answers the server's `NICK`.
     fn send_nick(&mut self, nick: &str) -> Result<(), Failure> {
         let bytes = match self.dialect {
-            Dialect::Line => format!("{nick}\n"),
             Dialect::Seed => to_ascii(nick),
+            _ => format!("{nick}\n"),
         };
         *lock(&self.shared.nick) = Some(nick.to_owned());
         self.write(bytes.as_bytes())
@@ -1029,14 +1028,6 @@ impl Client {
             return self.quit(text);
         }
         match self.dialect {
-            Dialect::Line => {
-                let mut bytes = String::with_capacity(text.len() + 8);
-                for piece in split_long(text, MAX_LINE) {
-                    bytes.push_str(&piece);
-                    bytes.push('\n');
-                }
-                self.write(bytes.as_bytes())
-            }
             // One write per message: the tutorial's server reads one message per recv.
             Dialect::Seed => {
                 let nick = self.nick().unwrap_or_default();
@@ -1045,6 +1036,14 @@ impl Client {
                     self.write(format!("{nick}: {piece}").as_bytes())?;
                 }
                 Ok(())
+            }
+            _ => {
+                let mut bytes = String::with_capacity(text.len() + 8);
+                for piece in split_long(text, MAX_LINE) {
+                    bytes.push_str(&piece);
+                    bytes.push('\n');
+                }
+                self.write(bytes.as_bytes())
             }
         }
     }
@@ -1055,8 +1054,8 @@ impl Client {
     fn quit(&mut self, command: &str) -> Result<(), Failure> {
         self.quitting.store(true, Ordering::SeqCst);
         let sent = match self.dialect {
-            Dialect::Line => self.stream.write_all(format!("{command}\n").as_bytes()),
             Dialect::Seed => self.stream.shutdown(Shutdown::Write),
+            _ => self.stream.write_all(format!("{command}\n").as_bytes()),
         };
         // The server may be gone already; waiting for the end tells which.
         if let Err(err) = sent {
@@ -1405,13 +1404,14 @@ mod tests {
 
     #[test]
     fn password_requests_are_told_from_the_last_refusal() {
-        assert!(is_password_request(PASSWORD_ASK));
-        assert_eq!(format!("{PASSWORD_ASK}\n").as_bytes(), chat_core::wire::PASSWORD_ASK);
+        assert!(is_password_request("*** this room has a password: send it as your next line"));
         assert!(is_password_request("*** wrong password, 2 tries left"));
         assert!(is_password_request("*** wrong password, 1 try left"));
         assert!(!is_password_request("*** wrong password, closing"));
         let mut session = Session::new(Dialect::Line);
-        assert!(matches!(session.on_line(PASSWORD_ASK.into()), (ref s, Some(Event::PasswordAsked)) if s.len() == 1));
+        assert!(
+            matches!(session.on_line("*** this room has a password: send it as your next line".into()), (ref s, Some(Event::PasswordAsked)) if s.len() == 1)
+        );
     }
 
     #[test]

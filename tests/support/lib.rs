@@ -276,11 +276,15 @@ impl Raw {
     /// Connects to `addr` and registers as `nick`; returns it after its
     /// `Connected to server!`.
     pub fn join(addr: &str, nick: &str) -> Raw {
-        let mut raw = Raw::connect(addr);
-        raw.expect("NICK");
-        raw.send(format!("{nick}\n").as_bytes());
-        raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-        raw
+        Raw::connect(addr).register(nick)
+    }
+
+    /// Registers as `nick` in a room without a password or history.
+    pub fn register(mut self, nick: &str) -> Raw {
+        self.expect("NICK");
+        self.send(format!("{nick}\n").as_bytes());
+        self.expect(&format!("{nick} joined!\nConnected to server!\n"));
+        self
     }
 
     /// Sends bytes.

@@ -22,6 +22,6 @@ pub mod run;
 pub mod server;
 
 pub use ceiling::{ceiling, Ceiling};
-pub use plan::{parse_dialect, Dialect, Plan};
+pub use plan::{Dialect, Plan};
 pub use report::{table, Report};
 pub use run::run;
