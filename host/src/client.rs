@@ -31,6 +31,8 @@ use log::{debug, warn};
 use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 
+use crate::tls_client::Stream;
+
 /// How long to try each of the server's addresses before giving up on it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,6 +93,9 @@ pub struct Options {
     /// How to talk to the server (see PROTOCOL.md).
     #[arg(long, value_enum, default_value_t = Dialect::Line)]
     pub dialect: Dialect,
+
+    #[command(flatten)]
+    pub tls: crate::tls_client::TlsOptions,
 }
 
 /// The two ways a client can talk to the chat server (PROTOCOL.md, "Two dialects").
@@ -135,6 +140,8 @@ fn run_inner(options: Options) -> Result<(), Failure> {
     if let Err(err) = stream.set_nodelay(true) {
         warn!("cannot set TCP_NODELAY: {err}");
     }
+    let stream = crate::tls_client::connect(stream, &addr, &options.tls)
+        .map_err(|err| Failure::Connect { addr: addr.clone(), err })?;
     let reader = stream.try_clone().map_err(|err| Failure::Lost { addr: addr.clone(), err })?;
     let (events_tx, events) = mpsc::channel();
     let quitting = Arc::new(AtomicBool::new(false));
@@ -283,7 +290,7 @@ impl Output {
 /// Starts the network thread. `interrupt_editor`: on a terminal, interrupt
 /// the line editor when the server closes the connection on its own.
 fn spawn_receiver(
-    stream: TcpStream,
+    stream: Stream,
     dialect: Dialect,
     output: Output,
     events: Sender<Event>,
@@ -304,7 +311,7 @@ fn spawn_receiver(
 
 /// Reads and shows everything the server sends, until the connection ends.
 fn receive(
-    mut stream: TcpStream,
+    mut stream: Stream,
     dialect: Dialect,
     mut output: Output,
     events: &Sender<Event>,
@@ -453,7 +460,7 @@ impl Session {
 struct Client {
     addr: String,
     dialect: Dialect,
-    stream: TcpStream,
+    stream: Stream,
     events: Receiver<Event>,
     /// Set before we quit: the server closing the connection is then expected.
     quitting: Arc<AtomicBool>,
