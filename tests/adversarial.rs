@@ -1,6 +1,10 @@
 //! Hostile peers against `chat-server`. Each case asserts what the
 //! well-behaved clients in the room saw: nothing a peer sends may crash the
 //! server, stall the others, or make a connected client silently miss a line.
+//!
+//! The cases that do not depend on the transport run twice ([`both!`]): in
+//! `plain::`, every client on the plain listener; in `tls::`, every client on
+//! the TLS listener (`--tls-self-signed`, clients pinning its fingerprint).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,9 +13,54 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 use tests::{ChatServer, Raw, WAIT};
 
+/// Which listener a case's clients use.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Plain,
+    Tls,
+}
+
+/// The server for a case: `chat-server ARGS`, with a TLS listener if the
+/// case runs over TLS.
+fn start(via: Via, args: &[&str]) -> ChatServer {
+    match via {
+        Via::Plain => ChatServer::start(args),
+        Via::Tls => ChatServer::start_tls(&[args, &["--tls-self-signed"]].concat()),
+    }
+}
+
+/// A new connection to the listener the server's clients use.
+fn connect(server: &ChatServer) -> Raw {
+    match server.tls {
+        None => Raw::connect(&server.addr),
+        Some((ref addr, ref fingerprint)) => Raw::connect_tls(addr, fingerprint),
+    }
+}
+
+/// Runs each named case (`fn case(via: Via)`) as `plain::case` and `tls::case`.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod plain {
+            $(#[test] fn $case() { super::$case(super::Via::Plain) })*
+        }
+        mod tls {
+            $(#[test] fn $case() { super::$case(super::Via::Tls) })*
+        }
+    };
+}
+
+both!(
+    slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins,
+    flooder_is_throttled_and_nothing_it_says_is_lost,
+    slow_reader_is_told_why_and_nobody_else_loses_a_line,
+    hostile_bytes_are_cleaned_or_refused,
+    nobody_can_speak_as_someone_else,
+    reset_mid_line_and_half_close,
+);
+
 /// A registered line client.
 fn join(server: &ChatServer, nick: &str) -> Raw {
-    let mut raw = Raw::connect(&server.addr);
+    let mut raw = connect(server);
     raw.expect("NICK");
     raw.send(format!("{nick}\n").as_bytes());
     raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
@@ -40,10 +89,9 @@ fn server_rss_kib(server: &ChatServer) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins() {
-    let server = ChatServer::start(&["--registration-timeout", "2", "--capacity", "60"]);
-    let mut lurkers: Vec<Raw> = (0..50).map(|_| Raw::connect(&server.addr)).collect();
+fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins(via: Via) {
+    let server = start(via, &["--registration-timeout", "2", "--capacity", "60"]);
+    let mut lurkers: Vec<Raw> = (0..50).map(|_| connect(&server)).collect();
     let mut alice = join(&server, "alice");
     for lurker in &mut lurkers {
         lurker.expect("NICK");
@@ -53,10 +101,9 @@ fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_
     alice.expect("alice: hello\n");
 }
 
-#[test]
-fn flooder_is_throttled_and_nothing_it_says_is_lost() {
+fn flooder_is_throttled_and_nothing_it_says_is_lost(via: Via) {
     // Flood control tuned so 10,000 lines take about 5 s instead of 80 min.
-    let server = ChatServer::start(&["--burst", "20", "--rate", "1000"]);
+    let server = start(via, &["--burst", "20", "--rate", "1000"]);
     let mut watcher = join(&server, "watcher");
     let mut alice = join(&server, "alice");
     let mut flood = join(&server, "flood");
@@ -80,10 +127,9 @@ fn flooder_is_throttled_and_nothing_it_says_is_lost() {
     drop(sender.join());
 }
 
-#[test]
-fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
-    let server = ChatServer::start(&["--no-throttle", "--ring", "65536"]);
-    let mut slow = Raw::connect(&server.addr);
+fn slow_reader_is_told_why_and_nobody_else_loses_a_line(via: Via) {
+    let server = start(via, &["--no-throttle", "--ring", "65536"]);
+    let mut slow = connect(&server);
     SockRef::from(slow.stream()).set_recv_buffer_size(4096).expect("small receive buffer");
     slow.expect("NICK");
     slow.send(b"slow\n");
@@ -120,14 +166,13 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
     assert!(text.lines().count() < count, "the slow reader was disconnected before the end");
 }
 
-#[test]
-fn hostile_bytes_are_cleaned_or_refused() {
-    let server = ChatServer::start(&["--no-throttle"]);
+fn hostile_bytes_are_cleaned_or_refused(via: Via) {
+    let server = start(via, &["--no-throttle"]);
     let mut alice = join(&server, "alice");
     let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
     // A megabyte without a newline: one notice, the connection stays.
-    let mut evil = Raw::connect(&server.addr);
+    let mut evil = connect(&server);
     evil.expect("NICK");
     evil.send(b"evil\n");
     evil.expect("evil joined!\nConnected to server!\n");
@@ -151,9 +196,8 @@ fn hostile_bytes_are_cleaned_or_refused() {
     }
 }
 
-#[test]
-fn nobody_can_speak_as_someone_else() {
-    let server = ChatServer::start(&[]);
+fn nobody_can_speak_as_someone_else(via: Via) {
+    let server = start(via, &[]);
     let mut alice = join(&server, "alice");
     let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
@@ -171,9 +215,8 @@ fn nobody_can_speak_as_someone_else() {
     mallory.expect("*** nickname \"***\" refused: it starts with '/', '*', '!' or '#'\n");
 }
 
-#[test]
-fn reset_mid_line_and_half_close() {
-    let server = ChatServer::start(&[]);
+fn reset_mid_line_and_half_close(via: Via) {
+    let server = start(via, &[]);
     let mut alice = join(&server, "alice");
     // A peer that resets in the middle of a line.
     let rst = join(&server, "rst");

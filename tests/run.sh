@@ -30,6 +30,8 @@ have tmux || apt_install tmux
 have ip || apt_install iproute2
 # The firmware's test boots it on QEMU's lm3s6965evb and decodes its log.
 have qemu-system-arm || apt_install qemu-system-arm
+# tests/tls.rs talks to chat-server with `openssl s_client`.
+have openssl || apt_install openssl
 if ! have defmt-print; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
     have defmt-print || cargo install defmt-print --locked
