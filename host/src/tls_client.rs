@@ -219,8 +219,10 @@ pub fn connect(stream: TcpStream, addr: &str, options: &TlsOptions) -> io::Resul
     }
     let mut tls = ClientConnection::new(Arc::new(config(options)?), server_name(addr)?).map_err(io::Error::other)?;
     let mut socket = &stream;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    // The caller's timeouts, if it set any, are back after the handshake.
+    let timeouts = (stream.read_timeout()?, stream.write_timeout()?);
+    stream.set_read_timeout(Some(timeouts.0.unwrap_or(HANDSHAKE_TIMEOUT).min(HANDSHAKE_TIMEOUT)))?;
+    stream.set_write_timeout(Some(timeouts.1.unwrap_or(HANDSHAKE_TIMEOUT).min(HANDSHAKE_TIMEOUT)))?;
     while tls.is_handshaking() {
         if let Err(e) = tls.complete_io(&mut socket) {
             let inner = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -238,8 +240,8 @@ pub fn connect(stream: TcpStream, addr: &str, options: &TlsOptions) -> io::Resul
             });
         }
     }
-    stream.set_read_timeout(None)?;
-    stream.set_write_timeout(None)?;
+    stream.set_read_timeout(timeouts.0)?;
+    stream.set_write_timeout(timeouts.1)?;
     Ok(Stream::Tls(TlsStream {
         tcp: stream,
         shared: Arc::new(Shared { session: Mutex::new(Session { tls, unread: Vec::new() }), writing: Mutex::new(()) }),
