@@ -280,6 +280,11 @@ impl Raw {
     pub fn connect_with(addr: &str, tls: &TlsOptions) -> Raw {
         let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+        if tls.enabled() {
+            // As chat-client does: a record written after the handshake's
+            // last one would otherwise wait for its ACK (Nagle).
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+        }
         let stream = host::tls_client::connect(stream, addr, tls).unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
         let reader = BufReader::new(stream.try_clone().expect("clone stream"));
         Raw { stream, reader }
