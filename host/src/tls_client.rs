@@ -232,6 +232,13 @@ pub fn connect(stream: TcpStream, addr: &str, options: &TlsOptions) -> io::Resul
                     | rustls::Error::NoCertificatesPresented
                     | rustls::Error::UnsupportedNameType),
                 ) => io::Error::new(io::ErrorKind::InvalidData, explain(err, options)),
+                // What a plain chat server's `NICK` looks like to TLS.
+                Some(err @ rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the TLS handshake failed: {err} (the server does not speak TLS on this port)"),
+                    )
+                }
                 Some(err) => io::Error::new(io::ErrorKind::InvalidData, format!("the TLS handshake failed: {err}")),
                 None if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     io::Error::new(io::ErrorKind::TimedOut, "the TLS handshake timed out")
