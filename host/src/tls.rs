@@ -278,3 +278,15 @@ impl TlsConn {
         let _ = self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fingerprint_reads_as_openssl_prints_it() {
+        // SHA-256 of nothing.
+        assert_eq!(
+            super::fingerprint(b""),
+            "E3:B0:C4:42:98:FC:1C:14:9A:FB:F4:C8:99:6F:B9:24:27:AE:41:E4:64:9B:93:4C:A4:95:99:1B:78:52:B8:55"
+        );
+    }
+}

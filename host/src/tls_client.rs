@@ -428,3 +428,27 @@ impl Write for TlsStream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_64_hex_digits_with_or_without_colons() {
+        let upper = "5F:13:1D:17:CA:B9:C9:21:FB:34:D0:55:7E:C7:63:DB:D8:35:4E:83:29:24:54:B6:67:D6:50:5D:B4:BE:D7:1A";
+        let bare = upper.replace(':', "").to_lowercase();
+        assert_eq!(Pin::parse(&bare).map(|pin| pin.to_string()), Ok(upper.to_string()));
+        assert_eq!(Pin::parse(upper).map(|pin| pin.to_string()), Ok(upper.to_string()));
+        for bad in [&bare[1..], &format!("{bare}0"), &bare.replace('f', "g"), ""] {
+            assert!(Pin::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_server_name_is_the_host_of_the_address() {
+        assert_eq!(server_name("127.0.0.1:55443").ok(), ServerName::try_from("127.0.0.1").ok());
+        assert_eq!(server_name("[::1]:55443").ok(), ServerName::try_from("::1").ok());
+        assert_eq!(server_name("chat.example.org:55443").ok(), ServerName::try_from("chat.example.org").ok());
+        assert!(server_name("bad name:1").is_err());
+    }
+}
