@@ -6,8 +6,6 @@
 //! `plain::`, every client on the plain listener; in `tls::`, every client on
 //! the TLS listener (`--tls-self-signed`, clients pinning its fingerprint).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -238,38 +236,39 @@ fn reset_mid_line_and_half_close(via: Via) {
 
 #[test]
 fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
-    const CYCLES: usize = 10_000;
+    cycles_leave_no_descriptor_or_memory_behind(Via::Plain, 10_000);
+}
+
+/// The same over TLS, a full handshake each time (fewer cycles: a handshake
+/// in a debug build costs milliseconds).
+#[test]
+fn two_thousand_tls_sessions_leave_no_descriptor_or_memory_behind() {
+    cycles_leave_no_descriptor_or_memory_behind(Via::Tls, 2_000);
+}
+
+fn cycles_leave_no_descriptor_or_memory_behind(via: Via, cycles: usize) {
     // A small log, so it has wrapped (all its pages touched) long before
     // memory is first measured.
-    let server = ChatServer::start(&["--capacity", "64", "--ring", "16384"]);
+    let server = start(via, &["--capacity", "64", "--ring", "16384"]);
     let mut alice = join(&server, "alice");
     let watcher = std::thread::spawn(move || {
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..2 * CYCLES {
+        for _ in 0..2 * cycles {
             assert!(seen.insert(alice.line()), "a line twice");
         }
         (seen, alice)
     });
     let fds = server.open_fds();
     let mut rss_after_warmup = 0;
-    for i in 0..CYCLES {
-        let mut stream = TcpStream::connect(&server.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let mut nick = [0; 4];
-        stream.read_exact(&mut nick).expect("NICK");
-        stream.write_all(format!("c{i}\n").as_bytes()).expect("nick");
-        let expected = format!("c{i} joined!\nConnected to server!\n");
-        let mut joined = vec![0; expected.len()];
-        stream.read_exact(&mut joined).expect("joined");
-        assert_eq!(String::from_utf8_lossy(&joined), expected, "cycle {i}");
-        drop(stream);
-        if i == 1000 {
+    for i in 0..cycles {
+        drop(join(&server, &format!("c{i}")));
+        if i == cycles / 10 {
             rss_after_warmup = server_rss_kib(&server);
         }
     }
     // alice saw every one come and go.
     let (seen, _alice) = watcher.join().expect("alice's reader");
-    for i in 0..CYCLES {
+    for i in 0..cycles {
         assert!(seen.contains(&format!("c{i} joined!\n")) && seen.contains(&format!("c{i} left!\n")), "cycle {i}");
     }
     let deadline = Instant::now() + WAIT;
@@ -278,7 +277,7 @@ fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rss = server_rss_kib(&server);
-    eprintln!("server RSS after 1,000 cycles: {rss_after_warmup} KiB; after 10,000: {rss} KiB");
+    eprintln!("{via:?}: server RSS after {} cycles: {rss_after_warmup} KiB; after {cycles}: {rss} KiB", cycles / 10);
     assert!(rss <= rss_after_warmup + 256, "memory grew: {rss_after_warmup} KiB -> {rss} KiB");
 }
 
