@@ -6,6 +6,7 @@
 //! `plain::`, every client on the plain listener; in `tls::`, every client on
 //! the TLS listener (`--tls-self-signed`, clients pinning its fingerprint).
 
+use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -134,17 +135,26 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line(via: Via) {
     let mut alice = join(&server, "alice");
     let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
+    // The slow reader reads nothing until the room has dropped it, then
+    // everything, as fast as it can: what it gets is what the server had
+    // for it when it was dropped, and the reason, within the room's drain
+    // timeout.
+    let wake_slow = |slow: Raw| {
+        let mut slow = slow;
+        thread::spawn(move || slow.rest())
+    };
+    let mut slow = Some(slow);
+    let mut reading = None;
     let line = format!("{}\n", "b".repeat(400));
     let count = 20_000;
     let mut heard = 0;
-    let mut saw_slow_leave = false;
     for i in 0..count {
         bob.send(format!("{i:05} {line}").as_bytes());
         // alice reads as fast as bob talks.
         loop {
             let got = alice.line();
             if got == "slow left!\n" {
-                saw_slow_leave = true;
+                reading = slow.take().map(wake_slow);
                 continue;
             }
             assert_eq!(got, format!("bob: {i:05} {line}"), "alice missed a line");
@@ -153,15 +163,26 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line(via: Via) {
         }
     }
     assert_eq!(heard, count);
-    assert!(saw_slow_leave || until(&mut alice, "slow left!\n").is_empty());
-    // The slow reader finds its lines cut off by the server.
-    let text = slow.rest();
+    if let Some(slow) = slow.take() {
+        assert!(until(&mut alice, "slow left!\n").is_empty());
+        reading = Some(wake_slow(slow));
+    }
+    // The slow reader finds its lines cut off by the server...
+    let text = reading.expect("the slow reader is reading").join().expect("the slow reader's thread");
     assert!(
         text.starts_with("slow joined!\nConnected to server!\nalice joined!\n"),
         "{}",
         &text[..200.min(text.len())]
     );
     assert!(text.lines().count() < count, "the slow reader was disconnected before the end");
+    // ...and is told why, in its last line (the line it was cut off in is
+    // ended first).
+    assert!(
+        text.ends_with("\n*** disconnected: you read more slowly than the room talks and missed lines\n"),
+        "the slow reader's last lines: {:?}; the server's log:\n{}",
+        text.lines().rev().take(2).map(|l| &l[..l.len().min(40)]).collect::<Vec<_>>(),
+        server.proc.stderr.text()
+    );
 }
 
 fn hostile_bytes_are_cleaned_or_refused(via: Via) {

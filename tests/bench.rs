@@ -9,7 +9,7 @@ use tests::{bin, listening_addr, root, ChatServer, Proc};
 /// Runs `chat-bench ARGS --json` to the end (it bounds itself with
 /// `--timeout`); returns its exit code and its JSON line.
 fn bench(args: &[&str]) -> (Option<i32>, String, Output) {
-    let output = Command::new(bin("host", "chat-bench"))
+    let output = Command::new(bin("bench", "chat-bench"))
         .args(args)
         .args(["--json", "--no-progress", "--timeout", "30"])
         .output()
@@ -82,6 +82,31 @@ fn idle_mode_reads_the_servers_memory() {
 }
 
 #[test]
+fn a_scale_run_reads_the_servers_cpu_time() {
+    // Few speakers, paced, among more clients: the scale table's shape.
+    let server = ChatServer::start(&["--no-throttle"]);
+    let pid = server.proc.child.id().to_string();
+    let (code, json, output) = bench(&[
+        &server.addr,
+        "--clients",
+        "30",
+        "--speakers",
+        "3",
+        "--rate",
+        "20",
+        "--messages",
+        "10",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_clean(code, &json, &output, 30 * 3 * 10);
+    assert!(json.contains(&format!("\"server_cpu\":{{\"pid\":{pid},")), "{json}");
+    assert_eq!(field(&json, "deliveries"), 900);
+    assert!(json.contains("\"ms_per_1000_deliveries\":"), "{json}");
+    assert!(json.contains("\"bench_cpu\":{\"pid\":"), "the bench's own CPU time: {json}");
+}
+
+#[test]
 fn seed_clients_on_the_tutorial_server_receive_everything() {
     let (_server, addr) = python_server("server.py");
     // The tutorial's server relays raw recv(1024) chunks from one thread per
@@ -127,7 +152,7 @@ fn ceiling_measures_both_ways_of_writing() {
 
 #[test]
 fn help_names_the_servers_flood_control() {
-    let output = Command::new(bin("host", "chat-bench")).arg("--help").output().expect("run chat-bench --help");
+    let output = Command::new(bin("bench", "chat-bench")).arg("--help").output().expect("run chat-bench --help");
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
     for needle in ["--no-throttle", "--idle", "--ceiling", "--dialect", "Exit status"] {

@@ -6,8 +6,9 @@
 //! The test makes its own network namespace (see `tests/support/netns.rs`)
 //! and runs QEMU and every client inside it: the traffic never leaves the
 //! namespace. It needs root, `ip`, `/dev/net/tun`, python3,
-//! `qemu-system-arm` and `defmt-print` (tests/run.sh installs them); under
-//! `CI=true` a missing one fails it, elsewhere it is skipped, saying why.
+//! `qemu-system-arm` and `defmt-print` (tests/run.sh installs them), so it
+//! is `#[ignore]`d: `cargo test -- --include-ignored` runs it (as
+//! tests/run.sh does), and there a missing prerequisite fails it.
 //!
 //! Every step waits for what it expects before the next one, and whole
 //! transcripts are compared at every step, as in `tests/tap.rs`.
@@ -17,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::netns::{self, chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_IP, TAP};
-use tests::{build, in_ci, root, Output, Proc, Transcript, WAIT};
+use tests::netns::{chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_IP, TAP};
+use tests::{build, root, Output, Proc, Transcript, WAIT};
 
 /// The firmware's package, binary, target and profile.
 const PACKAGE: &str = "lm3s6965";
@@ -37,8 +38,10 @@ const ROOM_FULL: &str = "*** the room is full, try again later\n";
 const CLIENTS: usize = 8;
 
 /// The footprint the firmware must stay within, with 8 clients: of the
-/// chip's 256 KiB of flash and 64 KiB of RAM.
-const FLASH_BUDGET: u64 = 64 * 1024;
+/// chip's 256 KiB of flash and 64 KiB of RAM. Flash was 64 KiB for the
+/// chat alone; history, passwords and operators took it past that, and the
+/// web page will need more: 96 KiB is the budget with all of it.
+const FLASH_BUDGET: u64 = 96 * 1024;
 const RAM_BUDGET: u64 = 48 * 1024;
 
 /// Why QEMU and defmt-print cannot be run here, if they cannot.
@@ -53,16 +56,10 @@ fn tools_missing() -> Option<String> {
     None
 }
 
-/// Whether the test can run: under `CI=true` it must, so a missing
-/// prerequisite fails it; elsewhere it is skipped, saying why.
-fn available(test: &str) -> bool {
-    match tools_missing() {
-        Some(why) if in_ci() => panic!("{test}: CI=true and the firmware cannot be run: {why}"),
-        Some(why) => {
-            eprintln!("{test}: skipped: {why}");
-            false
-        }
-        None => netns::available(test),
+/// Fails the test, saying why, if QEMU or defmt-print is missing.
+fn require_tools(test: &str) {
+    if let Some(why) = tools_missing() {
+        panic!("{test}: cannot run the firmware: {why}");
     }
 }
 
@@ -88,6 +85,12 @@ struct Board {
 }
 
 impl Clients for Board {
+    /// The board keeps the protocol's default: the last 20 lines, as far
+    /// as its 4 KiB log still has them.
+    fn replays_history(&self) -> bool {
+        true
+    }
+
     fn ns(&self) -> &Netns {
         &self.ns
     }
@@ -95,10 +98,9 @@ impl Clients for Board {
 
 impl Board {
     /// Boots `elf` in a new namespace, its NIC on the namespace's TAP
-    /// device, and waits until the firmware says it listens; `None` if the
-    /// test is to be skipped.
-    fn boot(test: &str, elf: &Path) -> Option<Board> {
-        let ns = Netns::for_test(test)?;
+    /// device, and waits until the firmware says it listens.
+    fn boot(test: &str, elf: &Path) -> Board {
+        let ns = Netns::for_test(test);
         // `ip netns exec` execs QEMU: the child's PID is QEMU's own.
         let mut qemu = ns
             .command("qemu-system-arm")
@@ -136,7 +138,7 @@ impl Board {
         let print_stderr = Output::collect(print.stderr.take().expect("piped stderr"));
         let mut board = Board { qemu, print, log, qemu_stderr, print_stderr, ns };
         board.wait_for_log(&format!("listening on {SERVER_IP}:{PORT}"));
-        Some(board)
+        board
     }
 
     /// Waits until the firmware's log has `needle`; fails at once if QEMU
@@ -261,15 +263,14 @@ fn footprint(elf: &Path, stack_peak: u64) {
 }
 
 #[test]
+#[ignore = "needs root, /dev/net/tun and qemu-system-arm"]
 fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     const TEST: &str = "firmware";
-    if !available(TEST) {
-        return;
-    }
+    require_tools(TEST);
     let started = Instant::now();
     let elf = firmware();
     let built = started.elapsed();
-    let Some(mut board) = Board::boot(TEST, &elf) else { return };
+    let mut board = Board::boot(TEST, &elf);
     let booted = started.elapsed() - built;
     board.wait_for_log(&format!("MAC {}", MAC.replace(':', "-")));
 

@@ -3,22 +3,22 @@
 //!
 //! Each test makes its own network namespace (see `tests/support/netns.rs`)
 //! and runs the server and every client inside it: the traffic never leaves
-//! the namespace. They need root, `ip` and `/dev/net/tun`; under `CI=true`
-//! a missing one fails them, elsewhere they are skipped, saying why.
+//! the namespace. They need root, `ip`, `/dev/net/tun` and python3, so
+//! they are `#[ignore]`d: `cargo test -- --include-ignored` runs them (as
+//! tests/run.sh does), and there a missing prerequisite fails them.
 //!
 //! Every step waits for what it expects before the next one, and whole
 //! transcripts are compared at every step: TCP may coalesce or split
 //! writes, but never across a step the test waited for.
 
 use std::path::PathBuf;
-use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::netns::{
     chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
 };
-use tests::{bin, build, Proc, Transcript};
+use tests::{bin, Proc, Transcript};
 
 /// What a client beyond capacity gets, and nothing else.
 const ROOM_FULL: &str = "*** the room is full, try again later\n";
@@ -87,8 +87,6 @@ print("ok %d" % rounds, flush=True)
 
 /// `tap-server`, built once per test run.
 fn tap_server() -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| build(&["-p", "embedded", "--bin", "tap-server"]));
     bin("embedded", "tap-server")
 }
 
@@ -107,14 +105,22 @@ impl Clients for Setup {
 
 impl Setup {
     /// Starts `tap-server ARGS` in a new namespace and waits until it
-    /// listens; `None` if the test is to be skipped.
-    fn start(test: &str, args: &[&str]) -> Option<Setup> {
-        let ns = Netns::for_test(test)?;
+    /// listens.
+    fn start(test: &str, args: &[&str]) -> Setup {
+        let ns = Netns::for_test(test);
         let mut command = ns.command(tap_server());
         command.args(["--tap", TAP, "--address", SERVER_ADDRESS, "--port", PORT]).args(args);
+        // History on join is off unless a test asks for it: the transcripts
+        // stay what they test.
+        if !args.contains(&"--history") {
+            command.args(["--history", "0"]);
+        }
+        // The tests read the server's log: at its default level, whatever
+        // the environment says.
+        command.env("RUST_LOG", "info");
         let server = Proc::spawn(&mut command);
         server.stdout.wait_for(&format!("listening on {SERVER_IP}:{PORT}\n"));
-        Some(Setup { server, ns })
+        Setup { server, ns }
     }
 
     /// The server's log so far.
@@ -124,8 +130,9 @@ impl Setup {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn seed_and_line_clients_chat_through_smoltcp() {
-    let Some(setup) = Setup::start("chat", &[]) else { return };
+    let setup = Setup::start("chat", &[]);
     let started = Instant::now();
 
     chat_between_two_tutorial_clients_and_a_line_client(&setup);
@@ -138,8 +145,9 @@ fn seed_and_line_clients_chat_through_smoltcp() {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn one_client_beyond_capacity_is_told_the_room_is_full() {
-    let Some(setup) = Setup::start("capacity", &["--clients", "3"]) else { return };
+    let setup = Setup::start("capacity", &["--capacity", "3"]);
     let started = Instant::now();
 
     let mut clients: Vec<(Proc, Transcript)> = Vec::new();
@@ -190,8 +198,9 @@ fn one_client_beyond_capacity_is_told_the_room_is_full() {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn a_killed_client_leaves_the_room() {
-    let Some(setup) = Setup::start("vanish", &[]) else { return };
+    let setup = Setup::start("vanish", &[]);
     let started = Instant::now();
 
     let mut alice = setup.seed_client("alice");
@@ -236,10 +245,11 @@ fn a_killed_client_leaves_the_room() {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn two_hundred_sequential_sessions_recycle_the_sockets() {
     // Two clients, three sockets: without recycling, the fourth round
     // would find no socket listening.
-    let Some(setup) = Setup::start("rounds", &["--clients", "2"]) else { return };
+    let setup = Setup::start("rounds", &["--capacity", "2"]);
     let started = Instant::now();
     let mut rounds = Proc::spawn(setup.ns.command("python3").args(["-c", ROUNDS_CLIENT, SERVER_IP, PORT, "200"]));
     let status = rounds.wait_for_exit(Duration::from_secs(120));
@@ -255,8 +265,9 @@ fn two_hundred_sequential_sessions_recycle_the_sockets() {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn sigint_tells_everyone_and_exits_zero() {
-    let Some(mut setup) = Setup::start("shutdown", &[]) else { return };
+    let mut setup = Setup::start("shutdown", &[]);
     let (mut dave, mut d) = setup.joined_line_client("dave");
     let (mut erin, mut e) = setup.joined_line_client("erin");
     d.see("erin joined!\n");
@@ -272,8 +283,9 @@ fn sigint_tells_everyone_and_exits_zero() {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn an_idle_server_sleeps_even_after_flood_control() {
-    let Some(setup) = Setup::start("idle", &[]) else { return };
+    let setup = Setup::start("idle", &[]);
     let (mut flo, mut f) = setup.joined_line_client("flo");
     // Seven lines at once: a burst of five goes out at once, the other two
     // as flood control's tokens come back (one per 500 ms).
@@ -326,8 +338,9 @@ impl WaitForExit for Proc {
 }
 
 #[test]
+#[ignore = "needs root and /dev/net/tun"]
 fn hostile_bytes_and_impersonation_are_defused_through_smoltcp() {
-    let Some(setup) = Setup::start("hostile", &[]) else { return };
+    let setup = Setup::start("hostile", &[]);
     let (_alice, mut alice_seen) = setup.joined_line_client("alice");
     let (mut mallory, mut mallory_seen) = setup.joined_line_client("mallory");
     alice_seen.see("mallory joined!\n");
@@ -342,4 +355,20 @@ fn hostile_bytes_and_impersonation_are_defused_through_smoltcp() {
     alice_seen.see(said);
     mallory_seen.see(said);
     alice_seen.done();
+}
+
+#[test]
+#[ignore = "needs root and /dev/net/tun"]
+fn a_server_off_the_tap_devices_network_says_how_to_fix_it() {
+    let ns = Netns::for_test("off-network");
+    let mut command = ns.command(tap_server());
+    command.args(["--tap", TAP, "--address", "10.9.8.7/24", "--port", PORT]).env("RUST_LOG", "info");
+    let server = Proc::spawn(&mut command);
+    server.stdout.wait_for("listening on 10.9.8.7:55555\n");
+    let log = server.stderr.wait_for("add one (as root)");
+    assert!(
+        log.contains("none on the server's network 10.9.8.0/24")
+            && log.contains(&format!("ip addr add 10.9.8.100/24 dev {TAP}")),
+        "the warning:\n{log}"
+    );
 }

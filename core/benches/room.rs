@@ -31,7 +31,7 @@ impl Bench {
         let mut room = Room::new(&mut self.clients, &mut self.lines, &mut self.bytes, config);
         let ids: Vec<ClientId> = (0..n)
             .map(|i| {
-                let id = room.accept(Instant::ZERO).expect("capacity");
+                let id = room.accept(Instant::ZERO, None).expect("capacity");
                 room.receive(id, format!("user{i}\n").as_bytes(), Instant::ZERO);
                 id
             })

@@ -27,4 +27,15 @@ macro_rules! debug {
     }};
 }
 
-pub(crate) use {debug, info};
+macro_rules! warning {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "defmt")]
+        ::defmt::warn!($($arg)*);
+        #[cfg(feature = "log")]
+        ::log::warn!($($arg)*);
+        #[cfg(not(any(feature = "defmt", feature = "log")))]
+        { let _ = ($($arg)*); }
+    }};
+}
+
+pub(crate) use {debug, info, warning};

@@ -55,6 +55,7 @@ mod nick;
 mod ring;
 mod room;
 mod time;
+pub mod web;
 pub mod wire;
 
 #[cfg(test)]
@@ -63,6 +64,6 @@ mod tests;
 pub use clean::clean;
 pub use nick::{Nick, NickError, MAX_NICK};
 pub use ring::LineStorage;
-pub use room::{ClientId, ClientStorage, Config, Reason, Room, RoomFull, Status, Storage, Throttle};
+pub use room::{ClientId, ClientStorage, Config, Reason, Refused, Room, Status, Storage, Throttle, MAX_BANS};
 pub use time::{Duration, Instant};
 pub use wire::{Dialect, MAX_LINE, ROOM_FULL};

@@ -86,11 +86,23 @@ struct Sim {
 }
 
 impl Sim {
+    /// A room with the protocol's defaults, but no history on join: the
+    /// tests of history say so.
     fn new() -> Sim {
         Sim::with(Config::default())
     }
 
     fn with(config: Config) -> Sim {
+        let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
+        Sim::in_room(storage.room(Config { history: 0, ..config }))
+    }
+
+    fn with_history(lines: u16) -> Sim {
+        Sim::with_all_of(Config { history: lines, ..Config::default() })
+    }
+
+    /// A room with exactly `config`, history included.
+    fn with_all_of(config: Config) -> Sim {
         let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
         Sim::in_room(storage.room(config))
     }
@@ -153,7 +165,11 @@ impl Sim {
     }
 
     fn connect(&mut self) -> ClientId {
-        let id = self.room.accept(self.now).expect("room has space");
+        self.connect_from(None)
+    }
+
+    fn connect_from(&mut self, peer: Option<core::net::IpAddr>) -> ClientId {
+        let id = self.room.accept(self.now, peer).expect("room has space");
         self.peers[id.index()] = Peer::default();
         self.pump(id);
         self.step();
@@ -211,6 +227,15 @@ impl Sim {
     /// Everything pending for a client, as one string.
     fn recv(&mut self, id: ClientId) -> String {
         self.writes(id).concat()
+    }
+
+    /// A line client joining a room that may have history for it.
+    fn line_client_after_history(&mut self, nick: &str) -> ClientId {
+        let id = self.connect();
+        self.send(id, format!("{nick}\n").as_bytes());
+        let got = self.recv(id);
+        assert!(got.starts_with(&format!("{nick} joined!\nConnected to server!\n")), "{got}");
+        id
     }
 
     fn line_client(&mut self, nick: &str) -> ClientId {
@@ -527,7 +552,7 @@ fn who_lists_registered_clients_only() {
 #[test]
 fn who_reply_stays_within_the_line_limit() {
     let storage: &'static mut Storage<100, 512, 65536> = Box::leak(Box::new(Storage::new()));
-    let mut sim = Sim::in_room(storage.room(Config::default()));
+    let mut sim = Sim::in_room(storage.room(Config { history: 0, ..Config::default() }));
     let ids: Vec<_> = (0..100).map(|i| sim.line_client(&format!("somebody_with_a_long_name_{i:03}"))).collect();
     sim.recv(ids[0]);
     sim.send(ids[0], b"/who\n");
@@ -675,7 +700,7 @@ fn registration_timeout_closes_silent_connections() {
     assert_eq!(sim.recv(silent), "*** no nickname after 30 s, closing\n");
     assert_eq!(sim.close(silent), Some(Reason::RegistrationTimeout));
     assert_eq!(sim.recv(alice), "", "the room does not notice");
-    assert!(sim.room.accept(sim.now).is_ok(), "the slot is free again");
+    assert!(sim.room.accept(sim.now, None).is_ok(), "the slot is free again");
 }
 
 #[test]
@@ -733,7 +758,7 @@ fn flooder_is_throttled_not_dropped() {
 fn a_full_room_refuses_politely() {
     let mut sim = Sim::new();
     let ids: Vec<_> = (0..8).map(|i| sim.line_client(&format!("u{i}"))).collect();
-    assert_eq!(sim.room.accept(sim.now), Err(RoomFull));
+    assert_eq!(sim.room.accept(sim.now, None), Err(Refused::Full));
     assert_eq!(ROOM_FULL, b"*** the room is full, try again later\n");
     assert!(ids.iter().skip(1).all(|&id| sim.recv(id).lines().all(|l| l.ends_with("joined!"))));
 }
@@ -1085,3 +1110,472 @@ fn the_smallest_log_holds_two_of_the_longest_lines() {
     assert_eq!(Room::MIN_LOG_BYTES, 2 * longest.len());
     assert_eq!(NickError::TooLong.to_string(), format!("it is longer than {MAX_NICK} bytes"));
 }
+
+// ----- history on join ----------------------------------------------------------
+
+#[test]
+fn a_line_client_joining_is_replayed_the_room_s_last_lines_between_two_notices() {
+    let mut sim = Sim::with_history(3);
+    let alice = sim.line_client("alice");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    sim.send(alice, b"one\n/me waves\n/msg bob a secret\ntwo\n");
+    sim.recv(bob);
+    let carol = sim.connect();
+    sim.send(carol, b"carol\n");
+    assert_eq!(
+        sim.recv(carol),
+        "carol joined!\nConnected to server!\n\
+         *** history: the last 3 lines of the room\n\
+         alice: one\n* alice waves\nalice: two\n\
+         *** end of history\n",
+        "broadcast lines only: the private line to bob is not replayed"
+    );
+    assert_eq!(sim.recv(alice).lines().last(), Some("carol joined!"), "others see no replay");
+}
+
+#[test]
+fn history_replays_what_there_is_and_nothing_in_an_empty_room() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.connect();
+    sim.send(alice, b"alice\n");
+    assert_eq!(sim.recv(alice), "alice joined!\nConnected to server!\n", "nothing to replay, no notices");
+    sim.send(alice, b"hello\n");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    assert_eq!(
+        sim.recv(bob),
+        "bob joined!\nConnected to server!\n*** history: the last 2 lines of the room\n\
+         alice joined!\nalice: hello\n*** end of history\n"
+    );
+}
+
+#[test]
+fn seed_clients_get_no_history_and_history_0_turns_it_off() {
+    let mut sim = Sim::with_history(20);
+    let alice = sim.line_client_after_history("alice");
+    sim.send(alice, b"hello\n");
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["Neural joined!\nConnected to server!"]);
+
+    let mut quiet = Sim::new();
+    let alice = quiet.line_client("alice");
+    quiet.send(alice, b"hello\n");
+    let bob = quiet.connect();
+    quiet.send(bob, b"bob\n");
+    assert_eq!(quiet.recv(bob), "bob joined!\nConnected to server!\n");
+}
+
+#[test]
+fn history_never_parses_as_chat_framing() {
+    for notice in ["*** history: the last 3 lines of the room", "*** history: the last line of the room"] {
+        assert!(!parses_as_chat(notice));
+    }
+    assert!(!parses_as_chat(str::from_utf8(crate::wire::HISTORY_END).unwrap().trim_end()));
+}
+
+// ----- passwords and operators ------------------------------------------------------
+
+fn guarded(password: Option<&'static [u8]>, op: Option<&'static [u8]>) -> Sim {
+    let mut sim = Sim::new();
+    sim.room.set_password(password);
+    sim.room.set_op_password(op);
+    sim
+}
+
+fn ask() -> &'static str {
+    str::from_utf8(crate::wire::PASSWORD_ASK).unwrap()
+}
+
+fn addr(text: &str) -> Option<core::net::IpAddr> {
+    Some(text.parse().unwrap())
+}
+
+/// A line client that gives its nickname and the room's password.
+fn enter(sim: &mut Sim, nick: &str, password: &str) -> ClientId {
+    let id = sim.connect();
+    sim.send(id, format!("{nick}\n").as_bytes());
+    assert_eq!(sim.recv(id), ask());
+    sim.send(id, format!("{password}\n").as_bytes());
+    assert_eq!(sim.recv(id), format!("{nick} joined!\nConnected to server!\n"));
+    id
+}
+
+#[test]
+fn the_room_s_password_is_asked_after_the_nickname_and_never_repeated() {
+    let mut sim = guarded(Some(b"open sesame"), None);
+    let alice = enter(&mut sim, "alice", "open sesame");
+    let bob = sim.connect();
+    sim.send(bob, b"bob\n");
+    assert_eq!(sim.recv(bob), ask());
+    assert_eq!(sim.recv(alice), "", "nobody sees a newcomer before it is in");
+    sim.send(bob, b"open says me\n");
+    assert_eq!(sim.recv(bob), "*** wrong password, 2 tries left\n");
+    sim.send(bob, b"open sesame\n");
+    assert_eq!(sim.recv(bob), "bob joined!\nConnected to server!\n");
+    assert_eq!(sim.recv(alice), "bob joined!\n", "the password went nowhere");
+}
+
+#[test]
+fn three_wrong_passwords_close_the_connection() {
+    let mut sim = guarded(Some(b"sesame"), None);
+    let mallory = sim.connect();
+    sim.send(mallory, b"mallory\n");
+    sim.recv(mallory);
+    sim.send(mallory, b"a\nb\nc\nsesame\n");
+    assert_eq!(
+        sim.recv(mallory),
+        "*** wrong password, 2 tries left\n*** wrong password, 1 try left\n*** wrong password, closing\n"
+    );
+    assert_eq!(sim.closed(mallory), Some(Reason::WrongPassword));
+    assert_eq!(sim.room.nick(mallory), None, "never in the room");
+}
+
+#[test]
+fn the_tutorial_s_client_cannot_send_a_password_and_is_told_so() {
+    let mut sim = guarded(Some(b"sesame"), None);
+    let neural = sim.seed_client("Neural");
+    assert_eq!(sim.writes(neural), ["*** this room has a password, which this client cannot send; closing"]);
+    assert_eq!(sim.close(neural), Some(Reason::NoPassword));
+}
+
+#[test]
+fn a_nickname_taken_while_its_owner_typed_the_password_is_asked_again() {
+    let mut sim = guarded(Some(b"pw"), None);
+    let first = sim.connect();
+    sim.send(first, b"alice\n");
+    sim.recv(first);
+    enter(&mut sim, "alice", "pw");
+    sim.send(first, b"pw\n");
+    assert_eq!(sim.recv(first), "*** nickname \"alice\" refused: it is taken\nNICK\n");
+}
+
+#[test]
+fn op_makes_an_operator_who_can_kick_and_who_marks_them() {
+    let mut sim = guarded(None, Some(b"root"));
+    let alice = sim.line_client("alice");
+    let bob = sim.line_client("bob");
+    sim.recv(alice);
+    sim.send(alice, b"/kick bob\n");
+    assert_eq!(sim.recv(alice), "*** /kick is for operators\n");
+    sim.send(bob, b"/op guess\n/op root\n/who\n");
+    assert_eq!(
+        sim.recv(bob),
+        "*** wrong operator password, 2 tries left\n*** you are an operator now\n*** 2 in the room: alice @bob\n"
+    );
+    sim.send(bob, b"/kick alice flooding\n");
+    assert_eq!(sim.recv(bob), "alice left! (kicked by bob: flooding)\n");
+    assert_eq!(sim.recv(alice), "alice left! (kicked by bob: flooding)\n", "it is told why, too");
+    assert_eq!(sim.closed(alice), Some(Reason::Kicked));
+}
+
+#[test]
+fn op_tries_are_limited() {
+    let mut sim = guarded(None, Some(b"root"));
+    let eve = sim.line_client("eve");
+    sim.send(eve, b"/op a\n/op b\n/op c\n/op root\n");
+    assert_eq!(
+        sim.recv(eve),
+        "*** wrong operator password, 2 tries left\n*** wrong operator password, 1 try left\n\
+         *** wrong operator password, 0 tries left\n*** no more /op tries on this connection\n"
+    );
+}
+
+#[test]
+fn a_ban_refuses_the_address_until_an_unban() {
+    let mut sim = guarded(None, Some(b"root"));
+    let op = sim.line_client("op");
+    let troll = sim.connect_from(addr("127.0.0.9"));
+    sim.send(troll, b"troll\n");
+    sim.recv(troll);
+    sim.send(op, b"/op root\n/ban troll\n");
+    assert_eq!(
+        sim.recv(op),
+        "troll joined!\n*** you are an operator now\n*** banned 127.0.0.9\ntroll left! (banned by op)\n"
+    );
+    assert_eq!(sim.close(troll), Some(Reason::Banned));
+    assert_eq!(sim.room.accept(sim.now, addr("127.0.0.9")), Err(Refused::Banned));
+    assert_eq!(Refused::Banned.notice(), b"*** you are banned from this room\n");
+    assert!(sim.connect_from(addr("127.0.0.10")) != op, "other addresses still get in");
+    sim.send(op, b"/unban 127.0.0.9\n/unban 127.0.0.9\n/unban nowhere\n");
+    assert_eq!(
+        sim.recv(op),
+        "*** unbanned 127.0.0.9\n*** 127.0.0.9 is not banned\n*** usage: /unban ADDRESS (an IPv4 or IPv6 address)\n"
+    );
+    assert!(sim.room.accept(sim.now, addr("127.0.0.9")).is_ok());
+}
+
+#[test]
+fn operator_commands_without_operators_or_rights_are_refused() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    sim.send(alice, b"/op x\n/ban bob\n/unban 127.0.0.1\n");
+    assert_eq!(
+        sim.recv(alice),
+        "*** this room has no operators\n*** /ban is for operators\n*** /unban is for operators\n"
+    );
+}
+
+// ----- the web dialect ----------------------------------------------------------------
+
+/// A browser's frame: masked, as browsers must.
+fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut frame = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend((len as u16).to_be_bytes());
+        }
+    }
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The server's frames in `bytes`: (opcode, payload); the frames must be
+/// whole and unmasked.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let [first, second, rest @ ..] = bytes {
+        assert_eq!(second & 0x80, 0, "a server frame is never masked");
+        assert_eq!(first & 0x80, 0x80, "the server sends whole messages");
+        let (len, rest) = match second & 0x7F {
+            126 => (usize::from(u16::from_be_bytes([rest[0], rest[1]])), &rest[2..]),
+            len => (usize::from(len), rest),
+        };
+        out.push((first & 0x0F, rest[..len].to_vec()));
+        bytes = &rest[len..];
+    }
+    out
+}
+
+/// The text frames in `bytes`, as strings.
+fn texts(bytes: &[u8]) -> Vec<String> {
+    frames(bytes)
+        .into_iter()
+        .map(|(op, payload)| {
+            assert_eq!(op, 1, "a text frame");
+            String::from_utf8(payload).expect("UTF-8")
+        })
+        .collect()
+}
+
+const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                       Origin: http://127.0.0.1:8080\r\n\r\n";
+
+const SWITCHED: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+impl Sim {
+    /// A connection to the web listener; nothing is sent before its request.
+    fn connect_web(&mut self) -> ClientId {
+        let id = self.room.accept_web(self.now, None).expect("room has space");
+        self.peers[id.index()] = Peer::default();
+        self.pump(id);
+        self.step();
+        assert_eq!(self.recv_bytes(id), b"", "a browser speaks first");
+        id
+    }
+
+    fn recv_bytes(&mut self, id: ClientId) -> Vec<u8> {
+        self.read_in_pieces(id, usize::MAX).concat()
+    }
+
+    /// A browser that upgraded and is asked for its nickname.
+    fn websocket(&mut self) -> ClientId {
+        let id = self.connect_web();
+        self.send(id, UPGRADE.as_bytes());
+        let got = self.recv_bytes(id);
+        let (head, rest) = got.split_at(SWITCHED.len().min(got.len()));
+        assert_eq!(str::from_utf8(head).unwrap(), SWITCHED);
+        assert_eq!(texts(rest), ["NICK"]);
+        id
+    }
+
+    fn web_client(&mut self, nick: &str) -> ClientId {
+        let id = self.websocket();
+        self.send(id, &masked(1, true, nick.as_bytes()));
+        assert_eq!(texts(&self.recv_bytes(id)), [format!("{nick} joined!"), "Connected to server!".to_string()]);
+        id
+    }
+}
+
+#[test]
+fn get_slash_serves_the_gzipped_page_and_closes() {
+    let mut sim = Sim::new();
+    let browser = sim.connect_web();
+    sim.send(browser, b"GET / HTTP/1.1\r\nHost: 192.168.69.1\r\nAccept: text/html\r\n\r\n");
+    let got = sim.recv_bytes(browser);
+    assert_eq!(got, [crate::web::PAGE_HEAD, crate::web::PAGE].concat());
+    let head = str::from_utf8(crate::web::PAGE_HEAD).unwrap();
+    for needed in [
+        "HTTP/1.1 200 OK\r\n",
+        "Content-Type: text/html; charset=utf-8\r\n",
+        "Content-Encoding: gzip\r\n",
+        &format!("Content-Length: {}\r\n", crate::web::PAGE.len()),
+        "Content-Security-Policy: default-src 'none'; script-src ",
+        "connect-src 'self'",
+        "X-Content-Type-Options: nosniff\r\n",
+        "Cache-Control: no-cache\r\n",
+    ] {
+        assert!(head.contains(needed), "{needed:?} not in\n{head}");
+    }
+    assert_eq!(crate::web::PAGE[..2], [0x1f, 0x8b], "gzip");
+    assert_eq!(sim.closed(browser), Some(Reason::Answered));
+}
+
+#[test]
+fn a_browser_chats_with_a_line_client_one_frame_per_line() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    assert_eq!(sim.recv(bob), "alice joined!\n");
+    sim.send(alice, &masked(1, true, "héllo ✓".as_bytes()));
+    sim.send(bob, b"hi alice\n");
+    assert_eq!(sim.recv(bob), "alice: héllo ✓\nbob: hi alice\n");
+    assert_eq!(texts(&sim.recv_bytes(alice)), ["alice: héllo ✓", "bob: hi alice"]);
+    sim.send(alice, &masked(1, true, b"/who"));
+    assert_eq!(texts(&sim.recv_bytes(alice)), ["*** 2 in the room: bob alice"]);
+}
+
+#[test]
+fn fragments_are_reassembled_within_the_line_limit() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    sim.recv(bob);
+    // A ping between two fragments is answered at once.
+    let mut bytes = masked(1, false, b"hel");
+    bytes.extend(masked(9, true, b"are you there"));
+    bytes.extend(masked(0, false, b"l"));
+    sim.send(alice, &bytes);
+    assert_eq!(frames(&sim.recv_bytes(alice)), [(0xA, b"are you there".to_vec())], "the pong, same payload");
+    sim.send(alice, &masked(0, true, b"o"));
+    assert_eq!(sim.recv(bob), "alice: hello\n");
+    // 300 + 213 bytes: one over the limit.
+    let mut long = masked(1, false, &[b'x'; 300]);
+    long.extend(masked(0, true, &[b'y'; 213]));
+    // Refused at the second header: its payload is never read.
+    assert!(sim.offer(alice, &long) < long.len());
+    assert_eq!(
+        frames(&sim.recv_bytes(alice)),
+        [(1, b"alice: hello".to_vec()), (1, b"alice left!".to_vec()), (8, vec![0x03, 0xF1])],
+        "1009"
+    );
+    assert_eq!(sim.recv(bob), "alice left!\n");
+}
+
+#[test]
+fn each_broken_rule_closes_with_its_code_and_the_room_sees_the_browser_leave() {
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("binary", masked(2, true, b"\x00\x01"), 1003),
+        ("not UTF-8", masked(1, true, b"bad \xff"), 1007),
+        ("too long", masked(1, true, &[b'z'; 513]), 1009),
+        ("unmasked", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("a continuation of nothing", masked(0, true, b"x"), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let mut sim = Sim::new();
+        let bob = sim.line_client("bob");
+        let alice = sim.web_client("alice");
+        sim.recv(bob);
+        // What follows a refused frame header stays unread.
+        sim.offer(alice, &bytes);
+        let got = frames(&sim.recv_bytes(alice));
+        assert_eq!(got.last(), Some(&(8, code.to_be_bytes().to_vec())), "{what}");
+        assert_eq!(sim.recv(bob), "alice left!\n", "{what}");
+        assert_eq!(sim.closed(alice), Some(Reason::Protocol), "{what}");
+    }
+}
+
+#[test]
+fn a_browser_s_close_is_answered_with_its_code_and_it_leaves() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    sim.recv(bob);
+    sim.send(alice, &masked(8, true, &1001u16.to_be_bytes()));
+    assert_eq!(frames(&sim.recv_bytes(alice)), [(1, b"alice left!".to_vec()), (8, vec![0x03, 0xE9])]);
+    assert_eq!(sim.closed(alice), Some(Reason::PeerClosed));
+    assert_eq!(sim.recv(bob), "alice left!\n");
+}
+
+#[test]
+fn requests_other_than_the_page_and_the_socket_get_short_answers() {
+    let cases: [(&str, &str); 5] = [
+        ("GET /favicon.ico HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"),
+        ("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"),
+        ("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 426 Upgrade Required\r\n"),
+        ("hello there\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"),
+        (
+            "GET /ws HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Origin: http://evil.example\r\n\r\n",
+            "HTTP/1.1 403 Forbidden\r\n",
+        ),
+    ];
+    for (request, status) in cases {
+        let mut sim = Sim::new();
+        let browser = sim.connect_web();
+        sim.send(browser, request.as_bytes());
+        let got = String::from_utf8(sim.recv_bytes(browser)).unwrap();
+        assert!(got.starts_with(status), "{request:?} got {got:?}");
+        assert_eq!(sim.closed(browser), Some(Reason::Answered), "{request:?}");
+    }
+}
+
+#[test]
+fn an_oversized_or_slow_request_is_refused() {
+    let mut sim = Sim::unthrottled();
+    let browser = sim.connect_web();
+    sim.send(browser, b"GET / HTTP/1.1\r\n");
+    for _ in 0..20 {
+        if sim.peers[browser.index()].closed.is_some() || sim.room.needs_pump(browser, sim.now) {
+            break;
+        }
+        sim.send(browser, format!("X-Filler: {}\r\n", "f".repeat(480)).as_bytes());
+    }
+    let got = String::from_utf8(sim.recv_bytes(browser)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{got}");
+
+    let slow = sim.connect_web();
+    sim.send(slow, b"GET / HT");
+    sim.tick(30_000);
+    let got = String::from_utf8(sim.recv_bytes(slow)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{got}");
+    assert_eq!(sim.closed(slow), Some(Reason::Answered));
+}
+
+#[test]
+fn a_browser_gets_history_and_a_too_slow_browser_is_told_in_a_frame() {
+    let mut sim = Sim::with_all_of(Config { history: 2, throttle: None, ..Config::default() });
+    let bob = sim.line_client("bob");
+    sim.send(bob, b"one\ntwo\n");
+    sim.recv(bob);
+    let alice = sim.websocket();
+    sim.send(alice, &masked(1, true, b"alice"));
+    assert_eq!(
+        texts(&sim.recv_bytes(alice)),
+        [
+            "alice joined!",
+            "Connected to server!",
+            "*** history: the last 2 lines of the room",
+            "bob: one",
+            "bob: two",
+            "*** end of history"
+        ]
+    );
+    // alice stops reading; bob fills the 4 KiB log.
+    for i in 0..200 {
+        sim.send(bob, format!("line {i:03} to fill the room's log\n").as_bytes());
+        sim.recv(bob);
+    }
+    let got = frames(&sim.recv_bytes(alice));
+    assert_eq!(got[got.len() - 2..], [(1, TOO_SLOW_TEXT.to_vec()), (8, vec![0x03, 0xF0])]);
+    assert_eq!(sim.closed(alice), Some(Reason::TooSlow));
+}
+
+const TOO_SLOW_TEXT: &[u8] = b"*** disconnected: you read more slowly than the room talks and missed lines";

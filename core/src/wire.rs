@@ -48,6 +48,37 @@ pub const SHUTDOWN: &[u8] = b"*** the server is shutting down\n";
 pub const SLOW_DOWN: &[u8] =
     b"*** slow down: you are sending faster than the room allows; your lines are held, not lost\n";
 
+/// What a connection from a banned address gets before the frontend closes
+/// it. It has no slot in the room, so the frontend sends it.
+pub const BANNED: &[u8] = b"*** you are banned from this room\n";
+
+/// What a browser on the web listener gets when every slot is taken, before
+/// the frontend closes the connection.
+pub const WEB_ROOM_FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\nRetry-After: 10\r\nConnection: close\r\n\r\n*** the room is full, try again later\n";
+
+/// What a browser from a banned address gets, before the frontend closes
+/// the connection.
+pub const WEB_BANNED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\nConnection: close\r\n\r\n*** you are banned from this room\n";
+
+/// What a client is asked after its nickname when the room has a password:
+/// its next line is the password.
+pub const PASSWORD_ASK: &[u8] = b"*** this room has a password: send it as your next line\n";
+
+/// What a client whose password was wrong gets, with the tries it has left
+/// after it: `*** wrong password, 2 tries left`.
+pub const WRONG_PASSWORD: &str = "*** wrong password";
+
+/// How many wrong passwords (to join, or to `/op`) a connection may send.
+pub const PASSWORD_TRIES: u8 = 3;
+
+/// What ends the lines a newcomer is replayed from before it joined; they
+/// start with `*** history: the last {n} lines of the room`. A bot can skip
+/// what is between the two.
+pub const HISTORY_END: &[u8] = b"*** end of history\n";
+
+/// How many of the room's last lines a newcomer is replayed by default.
+pub const DEFAULT_HISTORY: u16 = 20;
+
 /// The longest line a client may send, in bytes, without its terminator.
 /// RFC 1459's 512 is what chat software and its users expect.
 pub const MAX_LINE: usize = 512;
@@ -69,6 +100,9 @@ pub enum Dialect {
     /// The tutorial's client: one message per `send`, prefixed with its own
     /// `{nick}: `; it is sent ASCII without terminators.
     Seed,
+    /// A browser on the web listener: an HTTP request, then a WebSocket
+    /// with one text frame per line both ways.
+    Web,
 }
 
 /// A seed-dialect client's view of UTF-8 text: one byte per character, `?`
@@ -89,8 +123,20 @@ mod test {
     }
 
     #[test]
+    fn web_refusals_say_their_body_s_length() {
+        for (response, body) in [(WEB_ROOM_FULL, ROOM_FULL), (WEB_BANNED, BANNED)] {
+            let text = core::str::from_utf8(response).unwrap();
+            let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+            assert_eq!(rest.as_bytes(), body);
+            let mut length = heapless::String::<32>::new();
+            core::fmt::write(&mut length, format_args!("Content-Length: {}\r\n", body.len())).unwrap();
+            assert!(head.contains(length.trim_end()), "{head}");
+        }
+    }
+
+    #[test]
     fn notices_end_in_a_newline_and_cannot_parse_as_chat() {
-        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN] {
+        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END, BANNED, PASSWORD_ASK] {
             assert!(notice.starts_with(NOTICE.as_bytes()) && notice.ends_with(b"\n"));
         }
     }

@@ -36,6 +36,11 @@ args=(
     -semihosting-config enable=on,target=native
     -kernel "$elf"
 )
+# QEMU's stderr (not the log): QEMU 7.2 prints "Timer with period zero,
+# disabling" at every start, from its model of the board's watchdog on
+# reset, before the firmware runs (`-S`, which never starts the CPU, shows
+# it too); with `-nic none`, "warning: nic stellaris_enet.0 has no peer",
+# as the board's own Ethernet has no cable. Both are harmless.
 if [[ -n "${TAP:-}" ]]; then
     args+=(-nic "tap,ifname=$TAP,script=no,downscript=no,model=stellaris,mac=$mac")
 else

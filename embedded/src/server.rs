@@ -1,7 +1,7 @@
 //! The server loop: a smoltcp interface, a pool of TCP sockets listening on
 //! the chat port, and a [`Room`] that decides everything said over them.
 
-use chat_core::wire::ROOM_FULL;
+use chat_core::wire::{BANNED, ROOM_FULL};
 use chat_core::{ClientId, Duration as ChatDuration, Instant, Room, Status};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
@@ -19,9 +19,12 @@ use crate::fmt::{debug, info, warning};
 pub const LINGER: ChatDuration = ChatDuration::from_secs(5);
 
 /// The smallest receive or send buffer a socket may have: the send buffer
-/// of a fresh connection must take [`ROOM_FULL`] whole, as it is written
+/// of a fresh connection must take [`ROOM_FULL`] (or [`BANNED`]) whole, as it is written
 /// once and the connection closed.
 pub const MIN_BUFFER: usize = 64;
+
+// The notices a refused connection gets fit a fresh send buffer whole.
+const _: () = assert!(ROOM_FULL.len() <= MIN_BUFFER && BANNED.len() <= MIN_BUFFER);
 
 /// Keep-alive probes on idle connections, and the silence after which a
 /// connection is reset: a peer that vanished without a FIN or RST (cable
@@ -334,7 +337,7 @@ impl<'a> Server<'a> {
         if let Some(remote) = slot.remote {
             info!("Connected with {}", remote);
         }
-        match self.room.accept(now) {
+        match self.room.accept(now, slot.remote.map(|remote| remote.addr.into())) {
             Ok(id) => {
                 slot.role = Role::Client(id);
                 if let Some(entry) = self.slots.get_mut(id.index()) {
@@ -343,15 +346,16 @@ impl<'a> Server<'a> {
                 // Sends `NICK` now rather than on the next wake-up.
                 self.pump(index, id, now);
             }
-            Err(_) => {
+            Err(refused) => {
                 match slot.remote {
-                    Some(remote) => info!("{}: the room is full, closing", remote),
-                    None => info!("socket {}: the room is full, closing", index),
+                    Some(remote) => info!("{}: {}, closing", remote, refused.describe()),
+                    None => info!("socket {}: {}, closing", index, refused.describe()),
                 }
                 // The send buffer of a fresh connection is empty and at
                 // least MIN_BUFFER bytes: the notice fits whole.
-                if socket.send_slice(ROOM_FULL) != Ok(ROOM_FULL.len()) {
-                    warning!("socket {}: the room-full notice did not fit", index);
+                let notice = refused.notice();
+                if socket.send_slice(notice) != Ok(notice.len()) {
+                    warning!("socket {}: the notice did not fit", index);
                 }
                 socket.close();
                 slot.role = Role::Closing { since: now };

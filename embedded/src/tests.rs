@@ -194,7 +194,7 @@ fn settings() -> Settings {
 fn line_clients_chat_and_quit() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
+    let mut net = Net::new(room.room(quiet()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
@@ -213,7 +213,7 @@ fn line_clients_chat_and_quit() {
 fn the_connection_beyond_capacity_is_told_the_room_is_full() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
+    let mut net = Net::new(room.room(quiet()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
@@ -235,7 +235,7 @@ fn sockets_are_recycled_past_time_wait() {
     // One client slot and two sockets: every session needs a recycled one.
     let mut room = chat_core::Storage::<1, 64, 8192>::new();
     let mut sockets = Storage::<2, 1024, 1024>::new();
-    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
+    let mut net = Net::new(room.room(quiet()), sockets.sockets());
 
     for round in 0..50 {
         let nick = std::format!("r{round}");
@@ -251,7 +251,7 @@ fn sockets_are_recycled_past_time_wait() {
 fn a_reset_connection_leaves_the_room_at_once() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
+    let mut net = Net::new(room.room(quiet()), sockets.sockets());
 
     let mut alice = net.join("alice");
     let bob = net.join("bob");
@@ -269,7 +269,7 @@ fn a_reset_connection_leaves_the_room_at_once() {
 fn an_idle_server_has_no_deadline() {
     let mut room = chat_core::Storage::<2, 64, 8192>::new();
     let mut sockets = Storage::<3, 1024, 1024>::new();
-    let mut net = Net::new(room.room(Config::default()), sockets.sockets());
+    let mut net = Net::new(room.room(quiet()), sockets.sockets());
     assert_eq!(net.step(), None, "nothing connected, nothing to wake up for");
 
     // A client that spent its flood-control burst and went quiet: the room
@@ -282,4 +282,10 @@ fn an_idle_server_has_no_deadline() {
     // Only smoltcp's keep-alive remains, 30 s after the last exchange.
     let next = net.step().expect("a keep-alive deadline");
     assert!(next.millis() > now.millis() + 20_000, "next wake-up at {next:?}, now {now:?}");
+}
+
+/// The protocol's defaults without history on join: these tests are about
+/// sockets, and their transcripts stay what they test.
+fn quiet() -> Config {
+    Config { history: 0, ..Config::default() }
 }

@@ -1021,7 +1021,7 @@ impl Harness<'_> {
 
     fn connect(&mut self) {
         let before = self.room.len();
-        match self.room.accept(self.now) {
+        match self.room.accept(self.now, None) {
             Ok(id) => {
                 if self.conns.iter().flatten().any(|c| c.id == id) {
                     self.known.fail("accept", format!("slot {} given out twice", id.index()));

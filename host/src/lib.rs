@@ -5,7 +5,6 @@
 //! sockets ([`conn`], [`tls`]), the poller and the clock ([`server`]), and the
 //! command line; every protocol decision is the core's.
 
-pub mod bench;
 pub mod client;
 pub mod conn;
 pub mod server;

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::wire::ROOM_FULL;
 use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
 use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
@@ -23,6 +22,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::{Conn, Socket};
 use crate::tls::TlsConn;
+pub use room_args::Secrets;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
@@ -44,10 +44,13 @@ pub struct Options {
     pub ring_bytes: usize,
     /// The room's limits and timeouts.
     pub config: Config,
+    /// The room's password and the operators' (see [`Room::set_password`]).
+    pub secrets: Secrets,
 }
 
 /// The room's storage, sized at start and never grown.
 pub struct Storage {
+    secrets: Secrets,
     clients: Vec<ClientStorage>,
     lines: Vec<LineStorage>,
     bytes: Vec<u8>,
@@ -57,6 +60,7 @@ impl Storage {
     /// Storage for `options`.
     pub fn new(options: &Options) -> Storage {
         Storage {
+            secrets: options.secrets.clone(),
             clients: vec![ClientStorage::EMPTY; options.capacity],
             lines: vec![LineStorage::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
             bytes: vec![0; options.ring_bytes],
@@ -97,7 +101,9 @@ impl<'a> Server<'a> {
         }
         poll.registry().register(&mut signals, SIGNAL, Interest::READABLE)?;
         let capacity = storage.clients.len();
-        let room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
+        let mut room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
+        room.set_password(storage.secrets.password.as_deref());
+        room.set_op_password(storage.secrets.op_password.as_deref());
         Ok(Server {
             room,
             listener,
@@ -221,14 +227,14 @@ impl<'a> Server<'a> {
                 },
                 _ => Conn::Plain(socket),
             };
-            let id = match self.room.accept(now) {
+            let id = match self.room.accept(now, Some(peer.ip())) {
                 Ok(id) => id,
-                Err(full) => {
-                    info!("Refused {peer}: {full}");
+                Err(refused) => {
+                    info!("Refused {peer}: {refused}");
                     // Best effort: a new socket has room for one short line.
                     // A TLS client is closed without it: no session yet.
                     if let Conn::Plain(_) = conn {
-                        let _ = embedded_io::Write::write(&mut conn, ROOM_FULL);
+                        let _ = embedded_io::Write::write(&mut conn, refused.notice());
                     }
                     continue;
                 }

@@ -21,11 +21,18 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The path of a binary of the workspace, built (debug) on first use.
+/// The path of a binary of the workspace, built (debug) on first use for
+/// `host` (chat-server, chat-client), `bench` (chat-bench) and `embedded`
+/// (tap-server).
 pub fn bin(package: &str, name: &str) -> PathBuf {
     static BUILD_HOST: Once = Once::new();
-    if package == "host" {
-        BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"]));
+    static BUILD_BENCH: Once = Once::new();
+    static BUILD_EMBEDDED: Once = Once::new();
+    match package {
+        "host" => BUILD_HOST.call_once(|| build(&["-p", "host", "--bins"])),
+        "bench" => BUILD_BENCH.call_once(|| build(&["-p", "bench", "--bins"])),
+        "embedded" => BUILD_EMBEDDED.call_once(|| build(&["-p", "embedded", "--bins"])),
+        _ => {}
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     target.join("debug").join(name)
@@ -206,9 +213,14 @@ pub struct ChatServer {
 
 impl ChatServer {
     /// Starts `chat-server --listen 127.0.0.1:0 ARGS` and reads its address.
+    /// History on join is off unless ARGS has `--history`: the transcripts
+    /// of other tests stay what they test.
     pub fn start(args: &[&str]) -> ChatServer {
         let mut command = Command::new(bin("host", "chat-server"));
         command.args(["--listen", "127.0.0.1:0"]).args(args);
+        if !args.contains(&"--history") {
+            command.args(["--history", "0"]);
+        }
         let proc = Proc::spawn(&mut command);
         let addr = listening_addr(&proc);
         ChatServer { proc, addr, tls: None }
@@ -279,6 +291,22 @@ impl Raw {
     /// Connects to `addr`, plain or TLS as `tls` says.
     pub fn connect_with(addr: &str, tls: &TlsOptions) -> Raw {
         let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Raw::over(stream, addr, tls)
+    }
+
+    /// Connects to `addr` from the loopback address `local` (127.0.0.2 and
+    /// so on), so a server sees another peer address.
+    pub fn connect_from(addr: &str, local: std::net::Ipv4Addr) -> Raw {
+        let target: std::net::SocketAddr = addr.parse().unwrap_or_else(|e| panic!("address {addr}: {e}"));
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+        let from = std::net::SocketAddr::from((local, 0));
+        socket.bind(&from.into()).unwrap_or_else(|e| panic!("bind to {from}: {e}"));
+        socket.connect(&target.into()).unwrap_or_else(|e| panic!("connect to {addr} from {local}: {e}"));
+        Raw::over(socket.into(), addr, &TlsOptions::default())
+    }
+
+    /// A client on a connected socket to `addr`, plain or TLS as `tls` says.
+    fn over(stream: std::net::TcpStream, addr: &str, tls: &TlsOptions) -> Raw {
         stream.set_read_timeout(Some(WAIT)).expect("set timeout");
         if tls.enabled() {
             // As chat-client does: a record written after the handshake's
@@ -346,6 +374,22 @@ impl Transcript {
         let count = self.expected.matches(text).count();
         let got = self.out.wait_for_n(text, count);
         assert_eq!(got, self.expected, "{}'s transcript", self.who);
+    }
+
+    /// Waits for a newcomer's `joined!`, `Connected to server!` and the
+    /// block of history a room replays to it, whatever lines that block
+    /// holds (the core's tests check those); checks the framing and the
+    /// whole transcript up to the block's end.
+    pub fn see_joined_with_history(&mut self, nick: &str) {
+        let end = "*** end of history\n";
+        let start = format!("{nick} joined!\nConnected to server!\n*** history: the last ");
+        let count = self.expected.matches(end).count() + 1;
+        let got = self.out.wait_for_n(end, count);
+        let block_end = got.match_indices(end).nth(count - 1).map_or(got.len(), |(at, _)| at + end.len());
+        let got = &got[..block_end];
+        let mine = &got[self.expected.len().min(got.len())..];
+        assert!(got.starts_with(&self.expected) && mine.starts_with(&start), "{}'s transcript: {got:?}", self.who);
+        self.expected.push_str(mine);
     }
 
     /// Checks that nothing more came.

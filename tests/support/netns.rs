@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{in_ci, root, Proc, Transcript};
+use crate::{root, Proc, Transcript};
 
 /// The TAP device's name inside each namespace.
 pub const TAP: &str = "tap0";
@@ -29,7 +29,8 @@ pub const HOST_ADDRESS: &str = "192.168.69.100/24";
 pub const PORT: &str = "55555";
 
 /// Why namespaces with TAP devices cannot be made here, if they cannot:
-/// they need root, `ip` (iproute2) and `/dev/net/tun`.
+/// they need root, `ip` (iproute2), `/dev/net/tun` and python3 (the
+/// clients).
 pub fn unavailable() -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if uid.as_deref() != Some("0") {
@@ -50,18 +51,10 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Whether the TAP tests can run: under `CI=true` they must, so a missing
-/// prerequisite fails the test; elsewhere the test is skipped, saying why.
-pub fn available(test: &str) -> bool {
-    match unavailable() {
-        None => true,
-        Some(why) if in_ci() => panic!("{test}: CI=true and TAP tests cannot run: {why}"),
-        Some(why) => {
-            eprintln!("{test}: skipped: {why}");
-            false
-        }
-    }
-}
+/// The reason these tests are `#[ignore]`d: `cargo test` alone does not run
+/// them, `cargo test -- --include-ignored` (tests/run.sh) does, and there
+/// they fail when the machine lacks what they need.
+pub const NEEDS_ROOT: &str = "needs root and /dev/net/tun";
 
 /// A network namespace of this test's, with [`TAP`] in it at
 /// [`HOST_ADDRESS`], and `lo` up. Deleted on drop.
@@ -70,20 +63,13 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// A namespace for `test`, or `None` (said on stderr) to skip it where
-    /// namespaces cannot be made. Under `CI=true` it panics instead.
-    pub fn for_test(test: &str) -> Option<Netns> {
-        if !available(test) {
-            return None;
+    /// A namespace for `test`; fails the test, saying why, where
+    /// namespaces with a TAP device cannot be made.
+    pub fn for_test(test: &str) -> Netns {
+        if let Some(why) = unavailable() {
+            panic!("{test}: cannot run ({NEEDS_ROOT}): {why}");
         }
-        match Netns::new() {
-            Ok(netns) => Some(netns),
-            Err(why) if in_ci() => panic!("{test}: CI=true and no network namespace with a TAP device: {why}"),
-            Err(why) => {
-                eprintln!("{test}: skipped: no network namespace with a TAP device: {why}");
-                None
-            }
-        }
+        Netns::new().unwrap_or_else(|why| panic!("{test}: no network namespace with a TAP device: {why}"))
     }
 
     /// Makes a namespace and its TAP device, or says why it cannot.
@@ -206,6 +192,12 @@ pub trait Clients {
     /// The namespace the server runs in.
     fn ns(&self) -> &Netns;
 
+    /// Whether the server replays history to a line client that joins a
+    /// room that has had lines.
+    fn replays_history(&self) -> bool {
+        false
+    }
+
     /// The tutorial's client (`tests/seed/client.py`), its nickname typed in.
     fn seed_client(&self, nick: &str) -> Proc {
         let script = root().join("tests/seed/client.py");
@@ -225,7 +217,11 @@ pub trait Clients {
         let mut seen = Transcript::new(nick, &proc.stdout);
         seen.see("NICK");
         proc.type_in(&format!("{nick}\n"));
-        seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        if self.replays_history() {
+            seen.see_joined_with_history(nick);
+        } else {
+            seen.see(&format!("{nick} joined!\nConnected to server!\n"));
+        }
         (proc, seen)
     }
 }

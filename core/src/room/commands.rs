@@ -9,12 +9,20 @@ use crate::wire::{LEFT, SAID};
 const HELP: [&str; 8] = [
     "*** commands:",
     "***   /nick NEW        change your nickname",
-    "***   /who             list who is in the room",
+    "***   /who             list who is in the room (@ marks operators)",
     "***   /me ACTION       say an action, shown as: * alice waves",
     "***   /msg NICK TEXT   send TEXT to NICK only",
     "***   /quit [REASON]   leave the room",
     "***   /help            this list",
     "***   //TEXT           say a line that starts with /",
+];
+
+/// What `/help` adds where the room has operators.
+const OPERATOR_HELP: [&str; 4] = [
+    "***   /op PASSWORD     become an operator",
+    "***   /kick NICK [WHY] (operators) put NICK out of the room",
+    "***   /ban NICK        (operators) put NICK out and refuse its address",
+    "***   /unban ADDRESS   (operators) accept ADDRESS again",
 ];
 
 impl Room<'_> {
@@ -39,8 +47,13 @@ impl Room<'_> {
             Some("me") => self.notice(id, format_args!("*** usage: /me ACTION")),
             Some("msg") => self.private_message(id, arg),
             Some("quit") => self.leave(id, Reason::Quit, arg, now),
+            Some("op") => self.op(id, arg),
+            Some("kick") => self.kick(id, arg, now),
+            Some("ban") => self.ban(id, arg, now),
+            Some("unban") => self.unban(id, arg),
             Some("help") => {
-                for line in HELP {
+                let operators = if self.op_password.is_some() { &OPERATOR_HELP[..] } else { &[] };
+                for line in HELP.iter().chain(operators) {
                     self.push(Recipient::One(id), &[line.as_bytes(), b"\n"]);
                 }
             }
@@ -83,10 +96,11 @@ impl Room<'_> {
         let mut listed = 0;
         for (_, client) in self.chatting() {
             // Keep room for the longest " and N more".
-            if line.len() + 1 + client.nick.as_str().len() > MAX_LINE - 20 {
+            if line.len() + 2 + client.nick.as_str().len() > MAX_LINE - 20 {
                 break;
             }
-            let _ = write!(line, " {}", client.nick);
+            let mark = if client.operator { "@" } else { "" };
+            let _ = write!(line, " {mark}{}", client.nick);
             listed += 1;
         }
         if listed < count {

@@ -16,14 +16,17 @@ impl Room<'_> {
     /// Whether the room would read from this client now. Changes nothing.
     pub(super) fn wants_input(&self, id: ClientId, now: Instant) -> bool {
         let client = self.client(id);
-        matches!(client.state, State::Greeting | State::Chatting) && !client.input.is_full() && self.has_token(id, now)
+        matches!(client.state, State::Greeting | State::Chatting)
+            && !client.input.is_full()
+            && (client.dialect != Dialect::Web || self.web_reading(id))
+            && self.has_token(id, now)
     }
 
     fn has_token(&self, id: ClientId, now: Instant) -> bool {
         self.config.throttle.as_ref().is_none_or(|throttle| self.client(id).bucket.tokens(throttle, now) > 0)
     }
 
-    fn take_token(&mut self, id: ClientId, now: Instant) -> bool {
+    pub(super) fn take_token(&mut self, id: ClientId, now: Instant) -> bool {
         let Some(throttle) = self.config.throttle else { return true };
         if self.client_mut(id).bucket.take(&throttle, now) {
             return true;
@@ -64,8 +67,10 @@ impl Room<'_> {
             if !matches!(client.state, State::Greeting | State::Chatting) || client.input.is_empty() {
                 return;
             }
-            if client.dialect == Dialect::Seed {
-                return self.handle_seed_input(id, now, chunk_end);
+            match client.dialect {
+                Dialect::Seed => return self.handle_seed_input(id, now, chunk_end),
+                Dialect::Web => return self.handle_web_input(id, now),
+                Dialect::Unknown | Dialect::Line => {}
             }
             match client.input.next_line() {
                 Framed::Partial => return,
@@ -155,16 +160,18 @@ impl Room<'_> {
 
     /// A cleaned line from a client: a nickname while greeting, else a
     /// command or a chat line.
-    fn handle_text(&mut self, id: ClientId, text: &str, now: Instant) {
+    pub(super) fn handle_text(&mut self, id: ClientId, text: &str, now: Instant) {
         match self.client(id).state {
+            State::Greeting if self.client(id).awaiting_password => self.check_password(id, text, now),
             State::Greeting => self.register_line(id, text),
             State::Chatting => self.chat(id, text, now),
             _ => {}
         }
     }
 
-    fn register_line(&mut self, id: ClientId, text: &str) {
+    pub(super) fn register_line(&mut self, id: ClientId, text: &str) {
         match self.check_nick(id, text) {
+            Ok(nick) if self.password.is_some() => self.ask_password(id, nick),
             Ok(nick) => self.join(id, nick),
             Err(why) => {
                 let shown = shorten(text);
@@ -177,6 +184,12 @@ impl Room<'_> {
     /// The grace period ended with a bare nickname: a seed-dialect client.
     /// It cannot be asked again, so it gets a valid, unique variant.
     pub(super) fn register_seed(&mut self, id: ClientId, now: Instant) {
+        if self.password.is_some() {
+            // It answers every prompt with its nickname: it cannot get in.
+            self.client_mut(id).dialect = Dialect::Seed;
+            self.notice(id, format_args!("*** this room has a password, which this client cannot send; closing"));
+            return self.start_leaving(id, Reason::NoPassword, now);
+        }
         let client = self.client_mut(id);
         client.dialect = Dialect::Seed;
         let data = client.input.data();
@@ -244,7 +257,7 @@ impl Room<'_> {
             .unwrap_or_else(|| wanted.clone())
     }
 
-    fn join(&mut self, id: ClientId, nick: Nick) {
+    pub(super) fn join(&mut self, id: ClientId, nick: Nick) {
         info!("Nickname is {}", nick.as_str());
         let next = self.ring.next();
         let throttle = self.config.throttle;
@@ -260,15 +273,21 @@ impl Room<'_> {
         }
         client.nick = nick;
         let nick = client.nick.clone();
+        let dialect = client.dialect;
         self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), JOINED.as_bytes(), b"\n"]);
         self.push(Recipient::One(id), &[CONNECTED.as_bytes(), b"\n"]);
+        // The tutorial's client would print the notices as chat: its
+        // transcript stays as the tutorial shows it.
+        if dialect != Dialect::Seed {
+            self.replay_history(id, next);
+        }
     }
 }
 
 /// `bytes` cleaned (see [`clean()`]), cut at a character boundary to at
 /// most [`MAX_LINE`] bytes (replacement characters can make it longer than
 /// its input).
-fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
+pub(super) fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
     let mut text = String::new();
     let mut full = false;
     clean(bytes, |c| {

@@ -17,24 +17,27 @@
 //! client says, and `log` stores lines and hands each client its share.
 
 use core::fmt::{self, Write as _};
+use core::net::IpAddr;
 
 use embedded_io::{Error as _, ErrorKind, Read, ReadReady, Write, WriteReady};
-use heapless::String;
+use heapless::{String, Vec};
 
 use crate::fmt::debug;
 use crate::nick::MAX_NICK;
 use crate::ring::{Cursor, LineStorage, Recipient, Ring};
 use crate::time::{Duration, Instant};
-use crate::wire::{Dialect, MAX_LINE, SHUTDOWN};
+use crate::wire::{Dialect, BANNED, DEFAULT_HISTORY, MAX_LINE, ROOM_FULL, SHUTDOWN, WEB_BANNED, WEB_ROOM_FULL};
 
 mod bucket;
 mod commands;
 mod farewell;
 mod framing;
+mod guard;
 mod input;
 mod lists;
 mod log;
 mod slot;
+mod web;
 
 pub use bucket::Throttle;
 pub use slot::ClientStorage;
@@ -66,6 +69,10 @@ pub struct Config {
     /// notice) may take to go out before the connection is closed anyway.
     /// Default 2 s.
     pub drain_timeout: Duration,
+    /// How many of the room's last broadcast lines a line client is sent
+    /// when it joins (whatever of them is still in the log); 0 sends none.
+    /// Seed clients get none. Default 20.
+    pub history: u16,
 }
 
 impl Default for Config {
@@ -75,6 +82,7 @@ impl Default for Config {
             seed_grace: Duration::from_millis(250),
             throttle: Some(Throttle::default()),
             drain_timeout: Duration::from_secs(2),
+            history: DEFAULT_HISTORY,
         }
     }
 }
@@ -105,17 +113,54 @@ impl ClientId {
     }
 }
 
-/// Returned by [`Room::accept`] when every slot is taken; send
-/// [`ROOM_FULL`](crate::wire::ROOM_FULL) and close.
+/// Why [`Room::accept`] refused a connection: send it [`Refused::notice`]
+/// and close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RoomFull;
+#[non_exhaustive]
+pub enum Refused {
+    /// Every slot is taken.
+    Full,
+    /// An operator banned the peer's address.
+    Banned,
+}
 
-impl fmt::Display for RoomFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the room is full")
+impl Refused {
+    /// What the connection is told before it is closed.
+    pub fn notice(self) -> &'static [u8] {
+        match self {
+            Refused::Full => ROOM_FULL,
+            Refused::Banned => BANNED,
+        }
+    }
+
+    /// What a browser on the web listener is told before it is closed: an
+    /// HTTP response.
+    pub fn http_response(self) -> &'static [u8] {
+        match self {
+            Refused::Full => WEB_ROOM_FULL,
+            Refused::Banned => WEB_BANNED,
+        }
+    }
+
+    /// Why, in words (for logs under either backend).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refused::Full => "the room is full",
+            Refused::Banned => "the address is banned",
+        }
     }
 }
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// The most addresses a room bans at once: a fixed list, as everything in
+/// the core (`/unban` makes room).
+pub const MAX_BANS: usize = 16;
 
 /// Why a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +178,19 @@ pub enum Reason {
     TooSlow,
     /// The server is shutting down.
     Shutdown,
+    /// An operator kicked it out (`/kick`).
+    Kicked,
+    /// An operator banned its address (`/ban`).
+    Banned,
+    /// It sent too many wrong passwords.
+    WrongPassword,
+    /// The room has a password and the client's dialect cannot send one
+    /// (the tutorial's client).
+    NoPassword,
+    /// A browser's request was answered (the page, or an HTTP error).
+    Answered,
+    /// A browser broke the WebSocket protocol (the close frame says how).
+    Protocol,
     /// Reading or writing failed.
     Io(ErrorKind),
 }
@@ -145,6 +203,12 @@ impl fmt::Display for Reason {
             Reason::RegistrationTimeout => f.write_str("no nickname in time"),
             Reason::TooSlow => f.write_str("too slow to read, lines overwritten"),
             Reason::Shutdown => f.write_str("server shutting down"),
+            Reason::Kicked => f.write_str("kicked by an operator"),
+            Reason::Banned => f.write_str("banned by an operator"),
+            Reason::WrongPassword => f.write_str("wrong password"),
+            Reason::NoPassword => f.write_str("no way to send the room's password"),
+            Reason::Answered => f.write_str("HTTP request answered"),
+            Reason::Protocol => f.write_str("WebSocket protocol broken"),
             Reason::Io(kind) => write!(f, "I/O error: {kind:?}"),
         }
     }
@@ -206,6 +270,15 @@ pub struct Room<'a> {
     /// The latest time a call said it was: a client dropped while a line
     /// is pushed gets its farewell's deadline from it.
     now: Instant,
+    /// What a client must send after its nickname to get in, if anything.
+    password: Option<&'a [u8]>,
+    /// What `/op` takes to make a client an operator; no operators without.
+    op_password: Option<&'a [u8]>,
+    /// Addresses refused at [`Room::accept`] for the room's lifetime.
+    bans: Vec<IpAddr, MAX_BANS>,
+    /// The pages whose browsers may open a WebSocket; `None`: the page's
+    /// own origin only.
+    web_origins: Option<&'a [&'a str]>,
 }
 
 /// A line being composed: never longer than the longest line stored.
@@ -256,7 +329,32 @@ impl<'a> Room<'a> {
             unannounced: 0,
             announcing: false,
             now: Instant::ZERO,
+            password: None,
+            op_password: None,
+            bans: Vec::new(),
+            web_origins: None,
         }
+    }
+
+    /// The origins (`http://host:port`, as a browser sends them) whose pages
+    /// may open a WebSocket to the room; by default only the server's own
+    /// page (the `Origin`'s host is the request's `Host`).
+    pub fn set_web_origins(&mut self, origins: Option<&'a [&'a str]>) {
+        self.web_origins = origins;
+    }
+
+    /// Makes the room ask every line client, after its nickname, for this
+    /// password (compared in constant time, never logged or repeated);
+    /// clients that cannot send one (the tutorial's) are refused. `None`
+    /// opens the room again.
+    pub fn set_password(&mut self, password: Option<&'a [u8]>) {
+        self.password = password;
+    }
+
+    /// Lets a client become an operator with `/op PASSWORD`; operators can
+    /// `/kick`, `/ban` and `/unban`. `None`: no operators.
+    pub fn set_op_password(&mut self, password: Option<&'a [u8]>) {
+        self.op_password = password;
     }
 
     /// How many clients the room holds at most.
@@ -290,16 +388,34 @@ impl<'a> Room<'a> {
         self.get(id).map_or(Dialect::Unknown, |client| client.dialect)
     }
 
-    /// Takes a slot for a new connection. Its first output is `NICK`.
-    pub fn accept(&mut self, now: Instant) -> Result<ClientId, RoomFull> {
+    /// Takes a slot for a new connection from `peer` (its address, if the
+    /// frontend knows it: `/ban` bans it). Its first output is `NICK`.
+    pub fn accept(&mut self, now: Instant, peer: Option<IpAddr>) -> Result<ClientId, Refused> {
         self.tell_time(now);
-        let id = self.lists.occupy(self.cells).ok_or(RoomFull)?;
+        if peer.is_some_and(|peer| self.bans.contains(&peer)) {
+            return Err(Refused::Banned);
+        }
+        let id = self.lists.occupy(self.cells).ok_or(Refused::Full)?;
         let cursor = Cursor::at(self.ring.next());
         *self.client_mut(id) = Client::greeting(cursor, self.config.throttle.as_ref(), now);
+        self.client_mut(id).peer = peer;
         self.occupied += 1;
         self.lists.arm(self.cells, id);
         // Its greeting is news for it.
         self.lists.mark_ready(self.cells, id);
+        Ok(id)
+    }
+
+    /// Takes a slot for a connection to the web listener: the room reads an
+    /// HTTP request from it and serves the chat page, or upgrades it to a
+    /// WebSocket that joins the room (see [`crate::web`]). On `Err`, send
+    /// [`Refused::http_response`] and close.
+    pub fn accept_web(&mut self, now: Instant, peer: Option<IpAddr>) -> Result<ClientId, Refused> {
+        let id = self.accept(now, peer)?;
+        let client = self.client_mut(id);
+        client.dialect = Dialect::Web;
+        // A browser speaks first: no `NICK` until it is a WebSocket.
+        client.greeting = 0;
         Ok(id)
     }
 
@@ -580,6 +696,9 @@ impl<'a> Room<'a> {
         let client = self.client_mut(id);
         match client.state {
             State::Greeting if now >= client.accepted + config.registration_timeout => {
+                if client.dialect == Dialect::Web && self.request_timed_out(id, now) {
+                    return;
+                }
                 let timeout = config.registration_timeout;
                 self.notice(id, format_args!("*** no nickname after {timeout}, closing"));
                 self.start_leaving(id, Reason::RegistrationTimeout, now);

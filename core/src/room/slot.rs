@@ -1,11 +1,14 @@
 //! One client's slot: small types, each with one job.
 
+use core::net::IpAddr;
+
 use heapless::Vec;
 
 use super::bucket::{Bucket, Throttle};
 use super::farewell::Farewell;
 use super::framing::Input;
 use super::lists::{Linked, Links};
+use super::web::Web;
 use super::Reason;
 use crate::nick::{Nick, MAX_NICK};
 use crate::ring::{Cursor, Line, Recipient};
@@ -81,6 +84,15 @@ pub(super) struct Client {
     /// When a leaving client is closed whatever is still unsent.
     pub deadline: Instant,
     pub reason: Reason,
+    /// The peer's address, from the frontend: what `/ban` bans.
+    pub peer: Option<IpAddr>,
+    /// Its nickname is chosen, its password not given yet.
+    pub awaiting_password: bool,
+    /// Wrong passwords so far, to get in or to become an operator.
+    pub wrong_passwords: u8,
+    pub operator: bool,
+    /// A browser's HTTP request, or its WebSocket.
+    pub web: Web,
 }
 
 /// The part of the log a client sees: broadcasts from when it joined, lines
@@ -127,6 +139,11 @@ impl Client {
         heard: Instant::ZERO,
         deadline: Instant::ZERO,
         reason: Reason::PeerClosed,
+        peer: None,
+        awaiting_password: false,
+        wrong_passwords: 0,
+        operator: false,
+        web: Web::NEW,
     };
 
     /// A new connection, about to be sent [`GREETING`], reading the log from

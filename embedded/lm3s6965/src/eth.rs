@@ -148,7 +148,8 @@ pub struct Stats {
     pub rx_bad_len: u32,
     /// RX FIFO resets after an impossible length field.
     pub rx_fifo_resets: u32,
-    /// Oversized transmit requests refused (smoltcp should never make them).
+    /// Transmit requests outside 14..=MTU bytes, not sent (smoltcp never
+    /// makes them; see `TxToken::consume`).
     pub tx_too_big: u32,
 }
 
@@ -345,9 +346,15 @@ pub struct TxToken<'b> {
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         if !(ETH_HEADER..=MTU).contains(&len) {
-            // smoltcp never asks for more than `max_transmission_unit`; if it
-            // ever did, hand it a scratch-sized slice and drop the result
-            // rather than sending a truncated frame.
+            // Never sent: nothing but a whole frame of 14..=MTU bytes reaches
+            // the FIFO, and this one is counted and dropped. smoltcp never
+            // asks for it: every frame has its 14-byte header, and none is
+            // over `max_transmission_unit` (TCP segments fit the MSS; an IPv4
+            // packet over the MTU is dropped, fragmentation being off). `f`
+            // must still run, as only it makes the `R` to return: a runt gets
+            // a scratch slice of exactly `len` bytes, an oversized request the
+            // MTU's worth, shorter than asked, on which smoltcp's writer would
+            // panic (a bounds check) rather than write past the buffer.
             self.stats.tx_too_big = self.stats.tx_too_big.wrapping_add(1);
             let n = len.min(MTU);
             return f(&mut self.buf[2..2 + n]);

@@ -95,12 +95,16 @@ fn take_statics() -> Resources {
     // `static_mut_refs` lint; clippy's suggestion would bring it back.)
     #[allow(clippy::deref_addrof)]
     let statics = unsafe { &mut *(&raw mut STATICS) };
-    let room = Room::new(
+    let mut room = Room::new(
         fill(&mut statics.clients, || ClientStorage::EMPTY),
         fill(&mut statics.log_lines, || LineStorage::EMPTY),
         &mut statics.log_bytes,
         Config::default(),
     );
+    // A board has no files: its passwords, if any, are built in
+    // (`CHAT_PASSWORD=… CHAT_OP_PASSWORD=… cargo build -p lm3s6965 …`).
+    room.set_password(option_env!("CHAT_PASSWORD").map(str::as_bytes));
+    room.set_op_password(option_env!("CHAT_OP_PASSWORD").map(str::as_bytes));
     let sockets = Sockets {
         storage: fill(&mut statics.sockets, || SocketStorage::EMPTY),
         slots: fill(&mut statics.slots, || Slot::EMPTY),

@@ -8,15 +8,18 @@
 use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::os::fd::AsRawFd;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chat_core::{ClientStorage, Config, Instant, LineStorage, Room};
-use clap::Parser;
+use chat_core::{ClientStorage, Instant, LineStorage, Room};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use embedded::{Server, Settings, Slot, Sockets};
 use log::{info, warn};
+use mio::net::UnixStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use room_args::RoomArgs;
 use smoltcp::iface::SocketStorage;
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
@@ -26,28 +29,45 @@ use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 const RX_BUFFER: usize = 4096;
 const TX_BUFFER: usize = 8192;
 
-/// The room's log: how far a client may fall behind before it is
-/// disconnected as too slow.
-const LOG_BYTES: usize = 256 * 1024;
-const LOG_LINES: usize = 4096;
+/// The room's defaults here: 8 clients, as on the board, at most 1024;
+/// a 256 KiB log (how far a client may fall behind before it is
+/// disconnected as too slow), with a line record per 64 bytes of it.
+const CAPACITY: u16 = 8;
+const MAX_CAPACITY: u16 = 1024;
+const LOG_BYTES: u32 = 256 * 1024;
+const BYTES_PER_LINE: usize = 64;
+
+/// The poller's tokens: the TAP device, and the signal pipe.
+const TAP: Token = Token(0);
+const SIGNAL: Token = Token(1);
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "tap-server",
     version,
     about = "The chat server on smoltcp, over a Linux TAP device",
     long_about = "The chat server on smoltcp, over a Linux TAP device.\n\n\
         tap-server runs the chat room on smoltcp, a TCP/IP stack of its own, whose Ethernet link to \
         this machine's kernel is a TAP device: the same server loop as the firmware. Clients on this \
         machine connect to --address, e.g. `nc 192.168.69.1 55555`. It speaks the protocol in \
-        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client.",
+        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client.\n\n\
+        The room's flags (--capacity, --ring, --burst, --rate, --no-throttle, \
+        --registration-timeout) are chat-server's too. Where chat-server takes --listen \
+        ADDRESS:PORT on this machine's stack, tap-server takes the address of its own stack, with \
+        the network's prefix, and the port apart: --address ADDRESS/PREFIX --port PORT.",
     after_help = "The TAP device must exist and be up, with an address for this machine's side on \
-        the same network as --address. Create it once (as root):\n\n    \
-        ip tuntap add name tap0 mode tap user $USER\n    \
-        ip link set tap0 up\n    \
-        ip addr add 192.168.69.100/24 dev tap0\n\n\
+        --address's network. The simplest way: as root, in a network namespace of its own (README.md \
+        and tests/tap.rs do this):\n\n    \
+        ip netns add chat\n    \
+        ip netns exec chat ip link set lo up\n    \
+        ip netns exec chat ip tuntap add name tap0 mode tap\n    \
+        ip netns exec chat ip addr add 192.168.69.100/24 dev tap0\n    \
+        ip netns exec chat ip link set tap0 up\n    \
+        ip netns exec chat tap-server\n\n\
         Logs go to stderr (RUST_LOG=debug for more); the first line on stdout is \
         `listening on ADDRESS:PORT`. SIGINT or SIGTERM tells every client that the server is \
-        shutting down, closes their connections (waiting at most 2 s) and exits 0."
+        shutting down, closes their connections (waiting at most the room's drain timeout, 2 s) \
+        and exits 0."
 )]
 struct Args {
     /// The TAP device to serve on. It must exist and be up.
@@ -68,19 +88,23 @@ struct Args {
     #[arg(long, value_name = "MAC", default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
     mac: EthernetAddress,
 
-    /// How many clients the room holds. One connection more is accepted
-    /// only to be told the room is full.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    clients: u16,
+    #[command(flatten)]
+    room: RoomArgs,
+}
 
-    /// Turn flood control off (for benchmarks); by default a client may send
-    /// 5 lines at once, then 2 a second.
-    #[arg(long)]
-    no_throttle: bool,
+impl Args {
+    /// The command line, with this server's defaults for the room: 8
+    /// clients and a 256 KiB log. `--clients`, the old name of
+    /// `--capacity`, is still understood.
+    fn parse_command_line() -> Args {
+        let command = RoomArgs::with_defaults(Args::command(), CAPACITY, MAX_CAPACITY, LOG_BYTES)
+            .mut_arg("capacity", |arg| arg.alias("clients"));
+        Args::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_command_line();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,27 +117,40 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let mut device = open_tap(args)?;
+    check_network(args);
 
-    // The signal handlers only write a byte into this pair; the loop sleeps
-    // on it and on the TAP device at once, so a signal wakes it whenever it
+    // The loop sleeps in `poll` on the TAP device and on a socket pair the
+    // signal handlers write a byte into, so a signal wakes it whenever it
     // comes, and an idle server sleeps with no timeout at all.
-    let (signals, wake) = UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
-    signals.set_nonblocking(true).map_err(|e| format!("cannot set up signals: {e}"))?;
-    wake.set_nonblocking(true).map_err(|e| format!("cannot set up signals: {e}"))?;
+    //
+    // mio is edge-triggered: a readiness event comes when a frame arrives,
+    // not while frames wait. That is enough because every wake-up calls
+    // `Server::poll`, whose `Interface::poll` (smoltcp 0.14) reads frames
+    // until the device says `WouldBlock`; a frame that arrives after that
+    // read is a new edge. And the signal pipe is read until it is empty.
+    let setup = |e: io::Error| format!("cannot set up the poller: {e}");
+    let mut poll = Poll::new().map_err(setup)?;
+    poll.registry().register(&mut SourceFd(&device.as_raw_fd()), TAP, Interest::READABLE).map_err(setup)?;
+    let (signals, wake) = std::os::unix::net::UnixStream::pair().map_err(setup)?;
+    signals.set_nonblocking(true).map_err(setup)?;
+    wake.set_nonblocking(true).map_err(setup)?;
+    let mut signals = UnixStream::from_std(signals);
+    poll.registry().register(&mut signals, SIGNAL, Interest::READABLE).map_err(setup)?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let writer = wake.try_clone().map_err(|e| format!("cannot set up signals: {e}"))?;
+        let writer = wake.try_clone().map_err(setup)?;
         signal_hook::low_level::pipe::register(signal, writer)
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
 
-    let capacity = usize::from(args.clients);
+    let secrets = args.room.secrets()?;
+    let capacity = args.room.capacity();
     let sockets = capacity + 1;
     let mut clients = vec![ClientStorage::EMPTY; capacity];
-    let mut lines = vec![LineStorage::EMPTY; LOG_LINES];
-    let mut bytes = vec![0; LOG_BYTES];
-    let config =
-        Config { throttle: if args.no_throttle { None } else { Config::default().throttle }, ..Config::default() };
-    let room = Room::new(&mut clients, &mut lines, &mut bytes, config);
+    let mut lines = vec![LineStorage::EMPTY; (args.room.ring_bytes() / BYTES_PER_LINE).max(2)];
+    let mut bytes = vec![0; args.room.ring_bytes()];
+    let mut room = Room::new(&mut clients, &mut lines, &mut bytes, args.room.config());
+    room.set_password(secrets.password.as_deref());
+    room.set_op_password(secrets.op_password.as_deref());
     let mut storage: Vec<SocketStorage> = (0..sockets).map(|_| SocketStorage::EMPTY).collect();
     let mut slots = vec![Slot::EMPTY; sockets];
     let mut rx = vec![0; sockets * RX_BUFFER];
@@ -125,12 +162,20 @@ fn run(args: &Args) -> Result<(), String> {
     let now = || Instant::from_millis(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
     let sockets = Sockets { storage: &mut storage, slots: &mut slots, rx: &mut rx, tx: &mut tx };
     let mut server = Server::new(&mut device, &settings, now(), room, sockets);
+    // How long a shutdown waits for the clients' last lines to go out.
+    let drain_timeout = server.room().config().drain_timeout;
 
     let listening = format!("listening on {}:{}", args.address.address(), args.port);
     println!("{listening}");
-    info!("{listening} ({} clients, TAP device {})", capacity, args.tap);
+    info!(
+        "{listening} ({} clients, {} KiB log, flood control {}, TAP device {})",
+        capacity,
+        args.room.ring_bytes() / 1024,
+        args.room.describe_throttle(),
+        args.tap
+    );
 
-    let fds = [device.as_raw_fd(), signals.as_raw_fd()];
+    let mut events = Events::with_capacity(4);
     // When a shutdown started: it ends when the room is empty or after the
     // room's drain timeout.
     let mut stopping: Option<Instant> = None;
@@ -138,21 +183,26 @@ fn run(args: &Args) -> Result<(), String> {
         let at = now();
         let next = server.poll(at, &mut device);
         if let Some(since) = stopping {
-            if server.room().is_empty() || at >= since + server.room().config().drain_timeout {
+            if server.room().is_empty() || at >= since + drain_timeout {
                 break;
             }
         }
         let deadline = match stopping {
-            Some(since) => {
-                let drained = since + server.room().config().drain_timeout;
-                Some(next.map_or(drained, |next| next.min(drained)))
-            }
+            Some(since) => Some(next.map_or(since + drain_timeout, |next| next.min(since + drain_timeout))),
             None => next,
         };
-        let signalled = wait(fds, deadline.map(|deadline| at.until(deadline).millis()))
-            .map_err(|e| format!("cannot wait for the TAP device: {e}"))?;
-        if signalled {
-            drain(&signals);
+        // `Some(at)` (a socket changed after the last read) is a zero
+        // timeout: look at the device again at once.
+        let timeout = deadline.map(|deadline| Duration::from_millis(at.until(deadline).millis()));
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            // A signal interrupted the sleep: its byte is in the pipe, and
+            // the next poll returns at once.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot wait for the TAP device: {e}")),
+        }
+        if events.iter().any(|event| event.token() == SIGNAL) {
+            drain(&mut signals);
             if stopping.is_some() {
                 warn!("second signal: exiting now");
                 break;
@@ -183,11 +233,50 @@ fn open_tap(args: &Args) -> Result<TunTapInterface, String> {
     })
 }
 
-/// The commands that create and configure the TAP device for `args`.
+/// The commands that create and configure the TAP device for `args`: for
+/// the user running tap-server, or, run as root, for root.
 fn setup_help(args: &Args) -> String {
     let name = &args.tap;
     let host = host_side(args.address);
-    format!("    ip tuntap add name {name} mode tap user $USER\n    ip link set {name} up\n    ip addr add {host} dev {name}")
+    let user = std::env::var("USER").ok().filter(|user| !user.is_empty() && user != "root");
+    let owner = user.map(|user| format!(" user {user}")).unwrap_or_default();
+    format!(
+        "    ip tuntap add name {name} mode tap{owner}\n    ip link set {name} up\n    ip addr add {host} dev {name}"
+    )
+}
+
+/// Warns if this machine's side of the TAP link is not on the server's
+/// network (then no client here can reach the server), or has the
+/// server's own address, saying which `ip` command sets it right. It asks
+/// `ip`; without it, nothing is checked.
+fn check_network(args: &Args) {
+    let name = &args.tap;
+    let Ok(output) = Command::new("ip").args(["-o", "-4", "addr", "show", "dev", name]).output() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ours: Vec<Ipv4Cidr> = text
+        .lines()
+        .filter_map(|line| line.split_whitespace().skip_while(|&word| word != "inet").nth(1))
+        .filter_map(|cidr| parse_cidr(cidr).ok())
+        .collect();
+    let fix = format!("ip addr add {} dev {name}", host_side(args.address));
+    let server = args.address;
+    if ours.iter().any(|cidr| cidr.address() == server.address()) {
+        warn!("{name} has the server's own address {}: give it another one (as root): {fix}", server.address());
+    } else if !ours.iter().any(|cidr| server.contains_addr(&cidr.address())) {
+        let has = if ours.is_empty() {
+            "no IPv4 address".to_string()
+        } else {
+            ours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        warn!(
+            "{name} has {has}, none on the server's network {}: clients here cannot reach {}; \
+             add one (as root): {fix}",
+            server.network(),
+            server.address()
+        );
+    }
 }
 
 /// An address for the host's side of the TAP link: on the server's network,
@@ -222,27 +311,11 @@ fn device_down(name: &str) -> bool {
         .is_some_and(|flags| flags & IFF_UP == 0)
 }
 
-/// Sleeps until the TAP device has a frame, a signal came, or `timeout_ms`
-/// passed (never, if `None`). Returns whether a signal came.
-fn wait(fds: [RawFd; 2], timeout_ms: Option<u64>) -> io::Result<bool> {
-    let mut pollfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
-    let timeout = timeout_ms.map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX));
-    // SAFETY: `pollfds` is an array of initialised `pollfd`s that outlives
-    // the call, and its length is passed with it.
-    let ready = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
-    if ready < 0 {
-        let error = io::Error::last_os_error();
-        // A signal interrupted the sleep: its byte is in the pipe; the next
-        // wait sees it at once.
-        return if error.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(error) };
-    }
-    Ok(pollfds[1].revents & libc::POLLIN != 0)
-}
-
-/// Empties the signal pipe, so the next wait sleeps again.
-fn drain(mut signals: &UnixStream) {
+/// Empties the signal pipe (until it would block), so that the next
+/// signal is a new readiness event.
+fn drain(signals: &mut UnixStream) {
     let mut buf = [0; 64];
-    while matches!(io::Read::read(&mut signals, &mut buf), Ok(n) if n > 0) {}
+    while matches!(io::Read::read(signals, &mut buf), Ok(n) if n > 0) {}
 }
 
 /// A seed for TCP's initial sequence numbers, different on every start.

@@ -4,52 +4,38 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chat_core::{Config, Duration, Throttle};
 use clap::Parser;
 use host::server::{Options, Server, Storage};
 use host::tls;
+use room_args::RoomArgs;
 
 /// A TCP chat room. Clients: the tutorial's Python client, `nc`, `telnet`,
 /// or `chat-client`. The protocol is in PROTOCOL.md.
 #[derive(Parser, Debug)]
 #[command(group = clap::ArgGroup::new("tls_identity").args(["tls_cert", "tls_self_signed"]))]
-#[command(version, after_help = "Logging: RUST_LOG=debug for more, RUST_LOG=warn for less (default: info).")]
+#[command(
+    name = "chat-server",
+    version,
+    after_help = "The room's flags (--capacity, --ring, --burst, --rate, --no-throttle, \
+        --registration-timeout) are tap-server's too. tap-server is its own TCP/IP stack (smoltcp), \
+        so where chat-server takes --listen ADDRESS:PORT on this machine's stack, tap-server takes \
+        its own address with the network's prefix (--address ADDRESS/PREFIX) and --port.\n\n\
+        Logging: RUST_LOG=debug for more, RUST_LOG=warn for less (default: info)."
+)]
 struct Cli {
     /// Address to listen on; port 0 picks a free port. The first line on
     /// stdout is `listening on ADDR` with the real address.
-    #[arg(short, long, default_value = "127.0.0.1:55555")]
+    #[arg(short, long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:55555")]
     listen: SocketAddr,
 
-    /// Most clients in the room at once; one more is told the room is full.
-    #[arg(short, long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..65535))]
-    capacity: u16,
+    #[command(flatten)]
+    room: RoomArgs,
 
-    /// Bytes of the room's shared log: a client that falls this far behind
-    /// is disconnected as too slow (it is told why).
-    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u32).range(4096..))]
-    ring: u32,
-
-    /// Flood control: lines a client may send at once.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
-    burst: u16,
-
-    /// Flood control: lines a second a client may send after its burst.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    rate: u16,
-
-    /// Turn flood control off (for benchmarks).
-    #[arg(long)]
-    no_throttle: bool,
-
-    /// Seconds a connection may take to choose a nickname.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    registration_timeout: u64,
-
-    /// Also listen for TLS clients on ADDR (TLS 1.2 and 1.3), into the same
+    /// Also listen for TLS clients on ADDRESS:PORT (TLS 1.2 and 1.3), into the same
     /// room. Needs --tls-cert and --tls-key, or --tls-self-signed. The second
     /// line on stdout is `listening for TLS on ADDR`, the third the
     /// certificate's SHA-256 fingerprint.
-    #[arg(long, value_name = "ADDR", requires = "tls_identity")]
+    #[arg(long, value_name = "ADDRESS:PORT", requires = "tls_identity")]
     tls_listen: Option<SocketAddr>,
 
     /// The server's certificate for TLS, PEM (its chain may follow it).
@@ -66,9 +52,10 @@ struct Cli {
     tls_self_signed: bool,
 }
 
-/// Connections the kernel may hold for us while the loop is busy. std's 128
-/// drops SYNs when a thousand clients arrive at once; the kernel caps this
-/// at `net.core.somaxconn` anyway.
+/// Connections the kernel may hold for us while the loop is busy. std's
+/// `TcpListener::bind` asks for 128, which drops SYNs when a thousand
+/// clients arrive at once; the kernel caps this at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
 const BACKLOG: i32 = 4096;
 
 /// A listening socket on `addr`, with a deep backlog.
@@ -89,15 +76,18 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 
+    let secrets = match cli.room.secrets() {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = Options {
-        capacity: usize::from(cli.capacity),
-        ring_bytes: cli.ring as usize,
-        config: Config {
-            registration_timeout: Duration::from_secs(cli.registration_timeout),
-            throttle: (!cli.no_throttle)
-                .then_some(Throttle { burst: cli.burst, interval: Duration::from_millis(1000 / u64::from(cli.rate)) }),
-            ..Config::default()
-        },
+        capacity: cli.room.capacity(),
+        ring_bytes: cli.room.ring_bytes(),
+        config: cli.room.config(),
+        secrets,
     };
     let listener = match listen(cli.listen) {
         Ok(listener) => listener,
@@ -167,10 +157,7 @@ fn main() -> ExitCode {
         "room for {} clients, {} KiB log, flood control {}",
         options.capacity,
         options.ring_bytes / 1024,
-        match options.config.throttle {
-            Some(t) => format!("{} lines then {}/s", t.burst, 1000 / t.interval.millis().max(1)),
-            None => "off".to_string(),
-        }
+        cli.room.describe_throttle()
     );
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::report::round;
+use bench::server::{Cpu, Memory, Reading};
+use bench::{Ceiling, Dialect, Plan, Report};
 use clap::Parser;
-use host::bench::{self, Dialect, Plan};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 const ABOUT: &str = "Load generator for the chat room: many clients, every delivery checked.";
 
@@ -73,6 +75,14 @@ Modes:
   --with-ceiling after a default run, measure the ceiling too and report the
                  server's deliveries/s as a fraction of both figures.
 
+With --server-pid, in any mode but --ceiling, the server's CPU time (utime +
+stime of /proc/PID/stat, in 10 ms ticks) is read just before the first
+message and at the end of the run, and reported in all and per 1,000
+deliveries; the bench's own CPU time too (it is one thread: near 1,000 ms
+a second, latencies are partly its own). A scale run is a paced run with a
+few speakers among many clients: --clients 10000 --speakers 10 --rate 2
+--messages 20 --server-pid PID.
+
 The open-file soft limit is raised to the hard limit. The bench's sockets
 keep the system's defaults (Nagle and delayed ACKs on) unless --nodelay.";
 
@@ -92,6 +102,7 @@ Examples:
   chat-bench --clients 100 --messages 100 --rate 10 --json
   chat-bench --dialect seed --clients 50
   chat-bench --idle 10000 --server-pid $(pidof chat-server)
+  chat-bench --clients 1000 --speakers 10 --rate 2 --messages 20 --server-pid $(pidof chat-server)
   chat-bench --ceiling --clients 100 --messages 100 --batch 16";
 
 #[derive(Parser, Debug)]
@@ -121,7 +132,7 @@ struct Cli {
 
     /// How the clients speak: `line` (like nc) or `seed` (like the
     /// tutorial's Python client).
-    #[arg(short, long, value_enum, default_value_t = Dialect::Line)]
+    #[arg(short, long, value_parser = bench::parse_dialect, default_value = "line")]
     dialect: Dialect,
 
     /// Only the first K clients send messages [default: all; 10 with
@@ -166,7 +177,8 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     idle: Option<u64>,
 
-    /// The server's process id, for its resident memory (/proc/PID/status).
+    /// The server's process id, for its resident memory (/proc/PID/status)
+    /// and its CPU time while the messages flow (/proc/PID/stat).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 
@@ -269,50 +281,68 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let rss = |pid: u32| match bench::vm_rss_kib(pid) {
-        Ok(kib) => Some(kib),
+    let read = |pid: u32| match Reading::of(pid) {
+        Ok(reading) => Some(reading),
         Err(e) => {
-            eprintln!("chat-bench: cannot read the server's memory: {e}");
+            eprintln!("chat-bench: cannot read /proc/{pid}: {e}");
             None
         }
     };
-    let rss_before = cli.server_pid.and_then(rss);
-    let mut rss_after = None;
-    let report = bench::run(&plan, &mut || rss_after = cli.server_pid.and_then(rss));
+    let before = cli.server_pid.and_then(read);
+    // The bench's own process is read with the server's.
+    let me = cli.server_pid.map(|_| std::process::id());
+    let (mut at_messages, mut me_at_messages) = (None, None);
+    let report = bench::run(&plan, &mut || {
+        at_messages = cli.server_pid.and_then(read);
+        me_at_messages = me.and_then(read);
+    });
+    // Read only if the messages started: the CPU window is theirs.
+    let after = at_messages.and(cli.server_pid).and_then(read);
+    let me_after = me_at_messages.and(me).and_then(read);
 
-    let mut json = report.json();
     let mut rows = report.rows();
+    let mut output = RunOutput {
+        mode: if idle { "idle" } else { "chat" },
+        ok: report.ok(),
+        report: &report,
+        server_rss: None,
+        server_cpu: None,
+        bench_cpu: None,
+        ceiling: None,
+        of_ceiling: None,
+    };
     let mut ok = report.ok();
-    json["mode"] = json!(if idle { "idle" } else { "chat" });
-    if let (Some(before), Some(after)) = (rss_before, rss_after) {
-        let per_client = (after as f64 - before as f64) * 1024.0 / clients as f64;
-        json["server_rss"] = json!({
-            "pid": cli.server_pid,
-            "before_kib": before,
-            "after_kib": after,
-            "per_client_bytes": per_client.round(),
-        });
-        rows.push((
-            "server memory".to_string(),
-            format!(
-                "VmRSS {before} KiB before, {after} KiB with {clients} registered: {per_client:.0} bytes per client"
-            ),
-        ));
-    } else if idle {
-        let why = match (cli.server_pid, rss_before) {
-            (None, _) => "give --server-pid",
-            (Some(_), None) => "cannot read it",
-            (Some(_), Some(_)) => "the run stopped before every client registered",
-        };
-        rows.push(("server memory".to_string(), format!("not measured ({why})")));
+    match (cli.server_pid, before, at_messages) {
+        (Some(pid), Some(before), Some(after)) => {
+            let memory = Memory::new(pid, before, after, clients);
+            rows.push(memory.row(clients));
+            output.server_rss = Some(memory);
+        }
+        (pid, before, _) if idle => {
+            let why = match (pid, before) {
+                (None, _) => "give --server-pid",
+                (Some(_), None) => "cannot read it",
+                (Some(_), Some(_)) => "the run stopped before every client registered",
+            };
+            rows.push(("server memory".to_string(), format!("not measured ({why})")));
+        }
+        _ => {}
+    }
+    if let (Some(pid), Some(before), Some(after)) = (cli.server_pid, at_messages, after) {
+        let cpu = Cpu::new(pid, before, after, report.counts.deliveries);
+        rows.push(cpu.row("server"));
+        output.server_cpu = Some(cpu);
+    }
+    if let (Some(pid), Some(before), Some(after)) = (me, me_at_messages, me_after) {
+        let cpu = Cpu::new(pid, before, after, report.counts.deliveries);
+        rows.push(cpu.row("bench"));
+        output.bench_cpu = Some(cpu);
     }
     if cli.with_ceiling && ok {
         match bench::ceiling(clients, plan.messages, plan.size, cli.batch as usize) {
             Ok(ceiling) => {
-                let single = report.deliveries_per_sec / ceiling.single.deliveries_per_sec;
-                let batched = report.deliveries_per_sec / ceiling.batched.deliveries_per_sec;
-                json["ceiling"] = ceiling.json();
-                json["of_ceiling"] = json!({ "single": round3(single), "batched": round3(batched) });
+                let single = report.timing.deliveries_per_sec / ceiling.single.deliveries_per_sec;
+                let batched = report.timing.deliveries_per_sec / ceiling.batched.deliveries_per_sec;
                 rows.extend(ceiling.rows());
                 rows.push((
                     "server / ceiling".to_string(),
@@ -323,6 +353,8 @@ fn main() -> ExitCode {
                         ceiling.batch
                     ),
                 ));
+                output.of_ceiling = Some(OfCeiling { single: round(single, 3), batched: round(batched, 3) });
+                output.ceiling = Some(ceiling);
             }
             Err(e) => {
                 eprintln!("chat-bench: the ceiling failed: {e}");
@@ -330,7 +362,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    emit(&cli, &json, &bench::table(&rows));
+    emit(&cli, &output, &bench::table(&rows));
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -338,13 +370,46 @@ fn main() -> ExitCode {
     }
 }
 
+/// The JSON line of a run: the report, and what the command line added.
+#[derive(Serialize)]
+struct RunOutput<'r> {
+    mode: &'static str,
+    #[serde(flatten)]
+    report: &'r Report,
+    /// The report's checks all passed.
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_rss: Option<Memory>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu: Option<Cpu>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bench_cpu: Option<Cpu>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceiling: Option<Ceiling>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    of_ceiling: Option<OfCeiling>,
+}
+
+/// The server's deliveries/s as a fraction of the ceiling's.
+#[derive(Serialize)]
+struct OfCeiling {
+    single: f64,
+    batched: f64,
+}
+
+/// The JSON line of `--ceiling`.
+#[derive(Serialize)]
+struct CeilingOutput<'c> {
+    mode: &'static str,
+    #[serde(flatten)]
+    ceiling: &'c Ceiling,
+}
+
 fn ceiling_only(cli: &Cli) -> ExitCode {
     let messages = cli.messages.unwrap_or(100) as usize;
     match bench::ceiling(cli.clients as usize, messages, cli.size as usize, cli.batch as usize) {
         Ok(ceiling) => {
-            let mut json = ceiling.json();
-            json["mode"] = json!("ceiling");
-            emit(cli, &json, &bench::table(&ceiling.rows()));
+            emit(cli, &CeilingOutput { mode: "ceiling", ceiling: &ceiling }, &bench::table(&ceiling.rows()));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -354,15 +419,14 @@ fn ceiling_only(cli: &Cli) -> ExitCode {
     }
 }
 
-fn emit(cli: &Cli, json: &Value, table: &str) {
+fn emit(cli: &Cli, output: &impl Serialize, table: &str) {
     if cli.json {
         eprint!("{table}");
-        println!("{json}");
+        match serde_json::to_string(output) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("chat-bench: cannot write the JSON line: {e}"),
+        }
     } else {
         print!("{table}");
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

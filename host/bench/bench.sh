@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# Reproduces every figure of BENCHMARKS.md in one run (a few minutes):
+# Reproduces every figure of BENCHMARKS.md in one run (about 7 minutes):
 #
-#   host/bench.sh [RUNS]        # RUNS repetitions of each row (default 3)
+#   host/bench/bench.sh [RUNS] [SECTION...]
 #
-# Release builds of chat-server, tap-server and chat-bench; each row runs
-# RUNS times against a fresh server and reports the median (and range). All
+# RUNS repetitions of each row (default 3); the sections (default all):
+# compare, paced, idle, tap, criterion, scale. Release builds of
+# chat-server, tap-server and chat-bench; each row runs RUNS times against a
+# fresh server and reports the median (and range); the scale rows run once
+# each (10,000 clients take a while to register). All
 # traffic is on loopback, except tap-server's, which stays inside a network
 # namespace this script creates and deletes (root needed for that row; it is
 # skipped, saying why, without). Raw JSON lines go to target/bench/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 runs=${1:-3}
+shift || true
+sections=${*:-compare paced idle tap criterion scale}
+# want SECTION: whether this run includes it.
+want() { [[ " $sections " == *" $1 "* ]]; }
 out=target/bench
 mkdir -p "$out"
 rm -f "$out"/*.jsonl
 
-cargo build --release -q -p host --bin chat-server --bin chat-bench
-cargo build --release -q -p embedded --bin tap-server
+cargo build --release -q -p host --bin chat-server
+cargo build --release -q -p bench --bin chat-bench
+if want tap; then cargo build --release -q -p embedded --bin tap-server; fi
 server=target/release/chat-server
 bench=target/release/chat-bench
 pids=()
@@ -53,6 +61,7 @@ row() {
     "$bench" "$@" --json --no-progress 2>/dev/null >>"$out/$name.jsonl" || true
 }
 
+if want compare; then
 echo "==> chat-server vs the tutorial's Python server, unpaced, M=100, S=64"
 for c in 10 50 100; do
     for _ in $(seq "$runs"); do
@@ -69,14 +78,18 @@ for c in 10 50 100; do
         row "ceiling-c$c" --ceiling -c "$c" -m 100 -s 64 --batch 16
     done
 done
+fi
 
+if want paced; then
 echo "==> paced: C=100, 10 messages/s each"
 for _ in $(seq "$runs"); do
     start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 11000
     row paced-server "$addr" -c 100 -m 100 -s 64 --rate 10
     stop
 done
+fi
 
+if want idle; then
 echo "==> 10,000 idle clients"
 start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 10001
 row idle "$addr" --idle 10000 --server-pid "$pid" --timeout 600
@@ -90,7 +103,9 @@ sleep 0.2
 rss_full=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 stop
 echo "{\"rss_kib_capacity_1\": $rss_one, \"rss_kib_capacity_10001\": $rss_full}" >"$out/slots.jsonl"
+fi
 
+if want tap; then
 echo "==> tap-server (smoltcp over TAP, in a namespace) vs chat-server, C=8"
 for _ in $(seq "$runs"); do
     start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 8
@@ -115,10 +130,29 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && [ -e /dev/net/tun ]; then
 else
     echo "skipped tap-server: needs root, ip and /dev/net/tun"
 fi
+fi
 
+if want criterion; then
 echo "==> criterion: cargo bench -p core"
 cargo bench -q -p core --bench room -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
     grep -E '^(fan_out|input)|time:|thrpt:' >"$out/criterion.txt" || true
+fi
+
+if want scale; then
+# One server size for every row (--capacity 10001), so that only the number
+# of connected clients changes. 10 speakers at 2 lines/s each for 30 s: 600
+# lines, each to every client. The server's CPU time (utime + stime, 10 ms
+# ticks) is read by chat-bench from just before the first line to the end.
+echo "==> scale: 100, 1,000 and 10,000 clients, 10 speakers at 2 lines/s each"
+# Others' load on the machine moves these figures: say what it was.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for c in 100 1000 10000; do
+    start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 10001
+    row "scale-c$c" "$addr" --clients "$c" --speakers 10 --rate 2 --messages 60 --server-pid "$pid" --timeout 600
+    stop
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 python3 - "$out" <<'EOF'
 import json, pathlib, statistics, sys
@@ -141,17 +175,19 @@ def lat(name):
     if not r: return "n/a"
     p = lambda k: med([x["latency_us"][k] / 1000 for x in r])
     return f"{p('p50'):.2f} / {p('p90'):.2f} / {p('p99'):.2f} / {p('max'):.2f}"
-print("\n| C | chat-server line | chat-server seed | Python (unpaced) | Python (--window 1) | ceiling 1/write | ceiling 16/write | line ÷ Python | line ÷ ceiling 16 |")
-print("|---|---|---|---|---|---|---|---|---|")
-for c in (10, 50, 100):
-    line, py = rate(f"server-line-c{c}"), rate(f"python-c{c}")
-    ceil = [r for r in runs(f"ceiling-c{c}")]
-    single = med([r["single"]["deliveries_per_sec"] for r in ceil])
-    batched = med([r["batched"]["deliveries_per_sec"] for r in ceil])
-    print(f"| {c} | {span(f'server-line-c{c}')}, errors {errors(f'server-line-c{c}')} | {span(f'server-seed-c{c}')}, errors {errors(f'server-seed-c{c}')} "
-          f"| {span(f'python-c{c}')}, errors {errors(f'python-c{c}')} | {span(f'python-window1-c{c}')}, errors {errors(f'python-window1-c{c}')} "
-          f"| {single/1e6:.2f}M | {batched/1e6:.2f}M | {line/py:.1f}× | {line/batched:.2f}× |")
-print(f"\npaced C=100 R=10, latency p50 / p90 / p99 / max (ms): {lat('paced-server')}, errors {errors('paced-server')}")
+if runs("server-line-c10"):
+    print("\n| C | chat-server line | chat-server seed | Python (unpaced) | Python (--window 1) | ceiling 1/write | ceiling 16/write | line ÷ Python | line ÷ ceiling 16 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in (10, 50, 100):
+        line, py = rate(f"server-line-c{c}"), rate(f"python-c{c}")
+        ceil = [r for r in runs(f"ceiling-c{c}")]
+        single = med([r["single"]["deliveries_per_sec"] for r in ceil])
+        batched = med([r["batched"]["deliveries_per_sec"] for r in ceil])
+        print(f"| {c} | {span(f'server-line-c{c}')}, errors {errors(f'server-line-c{c}')} | {span(f'server-seed-c{c}')}, errors {errors(f'server-seed-c{c}')} "
+              f"| {span(f'python-c{c}')}, errors {errors(f'python-c{c}')} | {span(f'python-window1-c{c}')}, errors {errors(f'python-window1-c{c}')} "
+              f"| {single/1e6:.2f}M | {batched/1e6:.2f}M | {line/py:.1f}× | {line/batched:.2f}× |")
+if runs("paced-server"):
+    print(f"\npaced C=100 R=10, latency p50 / p90 / p99 / max (ms): {lat('paced-server')}, errors {errors('paced-server')}")
 idle = runs("idle")
 if idle:
     r = idle[0]
@@ -161,9 +197,25 @@ if slots:
     s = slots[0]
     print(f"slots: VmRSS {s['rss_kib_capacity_1']} KiB at capacity 1, {s['rss_kib_capacity_10001']} KiB at 10,001: "
           f"{(s['rss_kib_capacity_10001'] - s['rss_kib_capacity_1']) * 1024 / 10000:.0f} B a slot")
-c8, tap = rate("server-c8"), rate("tap-c8")
-print(f"\nC=8: chat-server {span('server-c8')}, tap-server {span('tap-c8')}, errors {errors('tap-c8')}; tap ÷ chat-server {tap/c8:.2f}")
+if runs("server-c8"):
+    c8, tap = rate("server-c8"), rate("tap-c8")
+    print(f"\nC=8: chat-server {span('server-c8')}, tap-server {span('tap-c8')}, errors {errors('tap-c8')}; tap ÷ chat-server {tap/c8:.2f}")
 crit = out / "criterion.txt"
 if crit.exists():
     print("\ncriterion:\n" + crit.read_text())
+if runs("scale-c100"):
+    print("\n| connected clients | deliveries | p50 | p99 | server CPU | server CPU per 1,000 deliveries | chat-bench CPU | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in (100, 1000, 10000):
+        r = runs(f"scale-c{c}")
+        if not r:
+            print(f"| {c:,} | n/a | | | | | | |")
+            continue
+        r = r[0]
+        cpu, own = r.get("server_cpu") or {}, r.get("bench_cpu") or {}
+        per = cpu.get("ms_per_1000_deliveries")
+        per = f"{per:.3f} ms" if per is not None else "n/a"
+        print(f"| {c:,} | {r['deliveries']:,} of {r['expected']:,} | {r['latency_us']['p50'] / 1000:.2f} ms "
+              f"| {r['latency_us']['p99'] / 1000:.2f} ms | {cpu.get('ms', float('nan')):,.0f} ms | {per} "
+              f"| {own.get('ms', float('nan')):,.0f} ms | {errors(f'scale-c{c}')} |")
 EOF

@@ -1,0 +1,110 @@
+//! What a run is asked to do: the server, the dialect its clients speak, how
+//! many of them, what they send and when. The command line builds a
+//! [`Plan`]; the report carries its shape as it was asked for.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_core::wire::CONNECTED;
+use serde::Serialize;
+
+use crate::message;
+
+/// How the bench's clients talk to the server: the core's dialects, by the
+/// names the command line and the reports use.
+pub use chat_core::Dialect;
+
+/// A dialect's name on the command line and in reports.
+pub fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Seed => "seed",
+        _ => "line",
+    }
+}
+
+/// The dialect named `name` (`line` or `seed`), for the command line.
+pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name {
+        "line" => Ok(Dialect::Line),
+        "seed" => Ok(Dialect::Seed),
+        other => Err(format!("unknown dialect {other:?}: `line` or `seed`")),
+    }
+}
+
+/// What the server says once a client is registered. chat-server's seed
+/// dialect, like the tutorial's server, sends it with no terminator.
+pub fn registered(dialect: Dialect) -> Vec<u8> {
+    let mut line = CONNECTED.as_bytes().to_vec();
+    if dialect != Dialect::Seed {
+        line.push(b'\n');
+    }
+    line
+}
+
+fn serialize_dialect<S: serde::Serializer>(dialect: &Dialect, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(dialect_name(*dialect))
+}
+
+/// What a run is asked to do. Serialised (its shape only, not how the bench
+/// behaves) into the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The server.
+    pub addr: SocketAddr,
+    #[serde(serialize_with = "serialize_dialect")]
+    pub dialect: Dialect,
+    /// Clients connected and registered; each must receive every message.
+    pub clients: usize,
+    /// The first `speakers` clients send messages (at most `clients`).
+    pub speakers: usize,
+    /// Messages each speaker sends.
+    pub messages: usize,
+    /// Bytes of each message's text (the payload, without `{nick}: `).
+    pub size: usize,
+    /// Messages a second per speaker; `None`: as fast as the socket takes
+    /// them.
+    pub rate: Option<f64>,
+    /// Set TCP_NODELAY on the bench's sockets.
+    #[serde(skip)]
+    pub nodelay: bool,
+    /// The whole run ends by then, finished or not.
+    #[serde(skip)]
+    pub timeout: Duration,
+    /// Once everything is sent, the run ends after this long without input.
+    #[serde(skip)]
+    pub settle: Duration,
+    /// Registrations in flight at once.
+    #[serde(skip)]
+    pub concurrency: usize,
+    /// Show a progress bar (on runs longer than a couple of seconds).
+    #[serde(skip)]
+    pub progress: bool,
+    /// How long every client stays registered and idle before anyone speaks.
+    #[serde(skip)]
+    pub hold: Duration,
+    /// Unpaced speakers wait for their own echo when this many of their
+    /// messages are out (closed loop); `None`: no limit.
+    #[serde(skip)]
+    pub window: Option<usize>,
+    /// Write each client's received bytes to `client-{i}.bin` here.
+    #[serde(skip)]
+    pub dump: Option<std::path::PathBuf>,
+}
+
+impl Plan {
+    /// The smallest message size this plan's fields fit in.
+    pub fn min_size(&self) -> usize {
+        message::min_size(self.clients, self.messages, self.max_micros())
+    }
+
+    /// The latest timestamp a message of this run can carry.
+    fn max_micros(&self) -> u64 {
+        (self.timeout + self.hold + Duration::from_secs(1)).as_micros().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Deliveries a perfect run makes: every client receives every message,
+    /// its own included.
+    pub fn expected(&self) -> u64 {
+        self.clients as u64 * self.speakers as u64 * self.messages as u64
+    }
+}
