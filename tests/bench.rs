@@ -58,6 +58,25 @@ fn line_clients_on_chat_server_receive_everything() {
 }
 
 #[test]
+fn line_clients_over_tls_receive_everything() {
+    let server = ChatServer::start_tls(&["--no-throttle", "--tls-self-signed"]);
+    let (code, json, output) = bench(&[
+        server.tls_addr(),
+        "--pin",
+        server.fingerprint(),
+        "--clients",
+        "6",
+        "--messages",
+        "30",
+        "--size",
+        "48",
+    ]);
+    assert_clean(code, &json, &output, 6 * 6 * 30);
+    // Only TLS clients were there.
+    assert_eq!(server.proc.stderr.text().matches("(TLS)").count(), 6, "{}", server.proc.stderr.text());
+}
+
+#[test]
 fn seed_clients_on_chat_server_receive_everything() {
     let server = ChatServer::start(&["--no-throttle"]);
     let (code, json, output) = bench(&[&server.addr, "--dialect", "seed", "--clients", "4", "--messages", "20"]);

@@ -164,8 +164,9 @@ fn roots(ca: Option<&Path>) -> io::Result<RootCertStore> {
     Ok(roots)
 }
 
-/// The client's TLS configuration for `options`.
-fn config(options: &TlsOptions) -> io::Result<ClientConfig> {
+/// The client's TLS configuration for `options` (its errors name the file
+/// at fault).
+pub fn config(options: &TlsOptions) -> io::Result<ClientConfig> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(VERSIONS)
@@ -182,7 +183,7 @@ fn config(options: &TlsOptions) -> io::Result<ClientConfig> {
 
 /// `host` of `HOST:PORT` (brackets of an IPv6 address removed), as the name
 /// the certificate must hold.
-fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
+pub fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
     let host = addr.rsplit_once(':').map_or(addr, |(host, _port)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned()).map_err(|_| {
