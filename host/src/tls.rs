@@ -14,6 +14,8 @@
 //!   kernel: plaintext is taken only as fast as the socket drains, so a
 //!   slow TLS reader falls behind in the room's log and is dropped as too
 //!   slow, exactly like a plain one, and rustls's buffers stay small.
+//! - A write is short only when the socket is full, as a plain socket's:
+//!   the room then waits for a writable event, and one will come.
 //! - A handshake or record error is logged with the peer's address, the
 //!   alert goes out, and the connection ends (`InvalidData`).
 //!
@@ -257,19 +259,26 @@ impl TlsConn {
         Ok(!self.tls.wants_write())
     }
 
-    /// Encrypts what rustls takes of `buf` and sends it as far as the socket
-    /// allows. Before the handshake is over, rustls keeps the plaintext for
+    /// Encrypts `buf` and sends it as far as the socket allows. The room
+    /// takes a short write to mean the socket is full (an event will say
+    /// when it is not), so this one is short only then: rustls takes at most
+    /// its buffer's worth at a time, and the rest goes on as the socket
+    /// drains. Before the handshake is over, rustls keeps the plaintext for
     /// then (the greeting is written at once).
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.write_ready()? {
-            return Err(not_ready());
+        let mut taken = 0;
+        while taken < buf.len() && self.write_ready()? {
+            let n = self.tls.writer().write(&buf[taken..])?;
+            if n == 0 {
+                break;
+            }
+            taken += n;
         }
-        let n = self.tls.writer().write(buf)?;
         self.flush()?;
-        if n == 0 {
+        if taken == 0 {
             return Err(not_ready());
         }
-        Ok(n)
+        Ok(taken)
     }
 
     /// Says `close_notify`, as far as the socket takes it.
