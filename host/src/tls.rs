@@ -61,6 +61,19 @@ pub fn fingerprint(der: &[u8]) -> String {
     text
 }
 
+/// Plaintext a TLS session holds, as a socket read would give it: bytes,
+/// or `Ok(0)` once the peer has closed (with `close_notify` or, since the
+/// peer is gone all the same, by ending the TCP stream without it); `None`
+/// when more records are needed first. Server, client and bench read
+/// through it.
+pub fn plaintext(mut reader: rustls::Reader<'_>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match reader.read(buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Ok(0)),
+        result => Some(result),
+    }
+}
+
 /// The server's TLS setup: its configuration and its certificate's
 /// fingerprint (of the first certificate of the chain).
 pub struct Identity {
@@ -238,18 +251,16 @@ impl TlsConn {
         if !self.read_ready()? {
             return Err(not_ready());
         }
-        match self.tls.reader().read(buf) {
-            Ok(n) => {
+        match plaintext(self.tls.reader(), buf) {
+            Some(Ok(n)) => {
                 self.plaintext = self.plaintext.saturating_sub(n);
                 Ok(n)
             }
-            // A TCP end without `close_notify`: the peer is gone all the same.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Some(Err(e)) => Err(e),
+            None => {
                 self.plaintext = 0;
                 Err(not_ready())
             }
-            Err(e) => Err(e),
         }
     }
 

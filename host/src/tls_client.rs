@@ -26,7 +26,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::tls::{fingerprint, provider, VERSIONS};
+use crate::tls::{fingerprint, plaintext, provider, VERSIONS};
 
 /// How long the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -390,12 +390,8 @@ impl Read for TlsStream {
             {
                 let mut session = self.shared.session();
                 loop {
-                    match session.tls.reader().read(buf) {
-                        Ok(n) => return Ok(n),
-                        // The server's TCP end without `close_notify`: the end all the same.
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
+                    if let Some(read) = plaintext(session.tls.reader(), buf) {
+                        return read;
                     }
                     if session.unread.is_empty() {
                         break;

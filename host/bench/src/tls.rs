@@ -91,12 +91,8 @@ impl Read for Stream {
             Stream::Tls(tls) => tls,
         };
         loop {
-            match tls.tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                // The server's end without close_notify: the end all the same.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            if let Some(read) = host::tls::plaintext(tls.tls.reader(), buf) {
+                return read;
             }
             // No plaintext: decrypt what the socket holds (`WouldBlock` when
             // it is drained; `Ok(0)` tells rustls the stream ended).
