@@ -57,13 +57,9 @@ both!(
     reset_mid_line_and_half_close,
 );
 
-/// A registered line client.
+/// A registered line client on the listener the case's clients use.
 fn join(server: &ChatServer, nick: &str) -> Raw {
-    let mut raw = connect(server);
-    raw.expect("NICK");
-    raw.send(format!("{nick}\n").as_bytes());
-    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-    raw
+    connect(server).register(nick)
 }
 
 /// Reads lines until one equals `line` (with its `\n`); returns those before.
@@ -305,9 +301,9 @@ fn cycles_leave_no_descriptor_or_memory_behind(via: Via, cycles: usize) {
 #[test]
 fn a_full_room_refuses_politely_again_and_again() {
     let server = ChatServer::start(&["--capacity", "3"]);
-    let mut alice = join(&server, "alice");
-    let mut bob = join(&server, "bob");
-    let _carol = join(&server, "carol");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
+    let _carol = Raw::join(&server.addr, "carol");
     alice.expect("bob joined!\ncarol joined!\n");
     for _ in 0..20 {
         let mut extra = Raw::connect(&server.addr);

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod keepalive;
 pub mod server;
 pub mod tls;
 pub mod tls_client;

@@ -133,7 +133,7 @@ struct Cli {
 
     /// How the clients speak: `line` (like nc) or `seed` (like the
     /// tutorial's Python client).
-    #[arg(short, long, value_parser = bench::parse_dialect, default_value = "line")]
+    #[arg(short, long, value_parser = parse_dialect, default_value = "line")]
     dialect: Dialect,
 
     /// Only the first K clients send messages [default: all; 10 with
@@ -448,5 +448,14 @@ fn emit(cli: &Cli, output: &impl Serialize, table: &str) {
         }
     } else {
         print!("{table}");
+    }
+}
+
+/// The dialect the bench's clients speak: `line` or `seed`.
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name.parse() {
+        Ok(dialect @ (Dialect::Line | Dialect::Seed)) => Ok(dialect),
+        Ok(other) => Err(format!("chat-bench does not speak {}", other.name())),
+        Err(e) => Err(e.to_string()),
     }
 }
