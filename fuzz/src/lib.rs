@@ -21,8 +21,12 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use chat_core::wire::{CONNECTED, GREETING};
-use chat_core::{ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK};
+use chat_core::{
+    ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK,
+};
 use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+
+pub mod web;
 
 /// Connections the harness can address; the room has 4 slots.
 pub const CONNS: usize = 6;
@@ -169,7 +173,8 @@ pub enum Op {
     Shutdown,
 }
 
-const OPS: u8 = 16;
+/// How many operation tags there are (`Op::encode` writes tags below it).
+pub const OPS: u8 = 16;
 
 fn byte(u: &mut Unstructured<'_>) -> u8 {
     u8::arbitrary(u).unwrap_or(0)
@@ -187,7 +192,13 @@ fn take(u: &mut Unstructured<'_>, n: usize) -> Vec<u8> {
 impl Op {
     /// Decodes one operation; missing bytes read as zero.
     pub fn decode(u: &mut Unstructured<'_>) -> Op {
-        match byte(u) % OPS {
+        let tag = byte(u);
+        Op::decode_tag(tag, u)
+    }
+
+    /// Decodes the fields of the operation whose tag byte is `tag`.
+    pub fn decode_tag(tag: u8, u: &mut Unstructured<'_>) -> Op {
+        match tag % OPS {
             0 => Op::Connect,
             1 => {
                 let conn = byte(u);
@@ -413,10 +424,7 @@ fn parse_line(line: &str) -> Said<'_> {
 /// also drops some broadcast lines (renames, `X joined!` for a nick
 /// starting `-> `...), which keeps it sound: both sides drop the same ones.
 fn maybe_private(line: &str) -> bool {
-    (line.starts_with('*') && !line.starts_with("* "))
-        || line.starts_with("-> ")
-        || line == CONNECTED
-        || line == "NICK"
+    (line.starts_with('*') && !line.starts_with("* ")) || line.starts_with("-> ") || line == CONNECTED || line == "NICK"
 }
 
 /// Nicknames known to have been registered, exactly and as a seed client
@@ -830,6 +838,8 @@ struct Harness<'r> {
     /// lines each had at the last step after which both were registered
     /// and had nothing pending.
     synced: HashMap<(u64, u64), (usize, usize)>,
+    /// Slots held by web connections (the `web` target's; empty in `room`).
+    web_ids: Vec<ClientId>,
 }
 
 /// Panics whose location or message contains one of these
@@ -856,6 +866,15 @@ fn panic_is_ignored(patterns: &[String], text: &str) -> bool {
 /// libFuzzer's panic hook aborts the process, so the hook is wrapped once
 /// to pass such panics on to `catch_unwind`.
 pub fn run(input: &Input) {
+    guarded(|| play(input));
+}
+
+/// Plays a scenario of the `web` target (see [`web`]), as [`run`] does.
+pub fn run_web(input: &web::WebInput) {
+    guarded(|| web::play(input));
+}
+
+fn guarded(play: impl FnOnce()) {
     static PATTERNS: OnceLock<Vec<String>> = OnceLock::new();
     let patterns = PATTERNS.get_or_init(|| {
         let patterns = ignored_panics();
@@ -874,9 +893,9 @@ pub fn run(input: &Input) {
         patterns
     });
     if patterns.is_empty() {
-        return play(input);
+        return play();
     }
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(input))) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(play)) {
         if !IGNORED_PANIC.with(|flag| flag.replace(false)) {
             std::panic::resume_unwind(payload);
         }
@@ -889,14 +908,7 @@ thread_local! {
 
 fn play(input: &Input) {
     let mut storage = Box::new(FuzzStorage::new());
-    let mut h = Harness {
-        room: storage.room(input.throttle.config()),
-        now: Instant::ZERO,
-        conns: (0..CONNS).map(|_| None).collect(),
-        serials: 0,
-        known: Known::default(),
-        synced: HashMap::new(),
-    };
+    let mut h = Harness::new(storage.room(input.throttle.config()));
     if tracing() {
         eprintln!("throttle {:?}", input.throttle);
     }
@@ -912,14 +924,31 @@ fn play(input: &Input) {
     h.teardown();
 }
 
-impl Harness<'_> {
+impl<'r> Harness<'r> {
+    fn new(room: Room<'r>) -> Self {
+        Harness {
+            room,
+            now: Instant::ZERO,
+            conns: (0..CONNS).map(|_| None).collect(),
+            serials: 0,
+            known: Known::default(),
+            synced: HashMap::new(),
+            web_ids: Vec::new(),
+        }
+    }
+
     fn conn(&mut self, conn: u8) -> Option<usize> {
         let i = usize::from(conn) % CONNS;
         self.conns[i].is_some().then_some(i)
     }
 
     fn live(&self) -> usize {
-        self.conns.iter().flatten().count()
+        self.conns.iter().flatten().count() + self.web_ids.len()
+    }
+
+    /// Whether a connection the harness holds (line or web) has this slot.
+    fn holds(&self, id: ClientId) -> bool {
+        self.conns.iter().flatten().any(|c| c.id == id) || self.web_ids.contains(&id)
     }
 
     fn apply(&mut self, op: &Op) {
@@ -1023,7 +1052,7 @@ impl Harness<'_> {
         let before = self.room.len();
         match self.room.accept(self.now, None) {
             Ok(id) => {
-                if self.conns.iter().flatten().any(|c| c.id == id) {
+                if self.holds(id) {
                     self.known.fail("accept", format!("slot {} given out twice", id.index()));
                 }
                 if self.room.len() != before + 1 {
@@ -1207,7 +1236,7 @@ impl Harness<'_> {
             if let Some(other) = nicks.insert(nick.to_ascii_lowercase(), nick.to_string()) {
                 self.known.fail("nick-unique", format!("{other:?} and {nick:?} are both registered"));
             }
-            if !self.conns.iter().flatten().any(|c| c.id == id) {
+            if !self.holds(id) {
                 self.known.fail("nick", format!("slot {slot} is registered as {nick:?} but no connection holds it"));
             }
             let nick = nick.to_string();
