@@ -20,7 +20,7 @@ use std::fmt::Display;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use chat_core::wire::{CONNECTED, GREETING};
+use chat_core::wire::{CONNECTED, GREETING, HISTORY_END};
 use chat_core::{
     ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK,
 };
@@ -484,6 +484,10 @@ struct Conn {
     /// Line dialect: nicknames this client saw leave (or be renamed away)
     /// and not come back: none of them may say anything.
     departed: HashSet<String>,
+    /// Line dialect: between `*** history: …` and `*** end of history`,
+    /// the replay of lines said before this client joined (after its own
+    /// `joined!`): who left then says nothing about who speaks now.
+    in_history: bool,
 }
 
 impl Conn {
@@ -602,12 +606,18 @@ impl Conn {
         if bytes.len() > MAX_OUT_LINE {
             known.fail("long-line", format!("a line of {} bytes (at most {MAX_OUT_LINE}): {line:?}", bytes.len()));
         }
+        if complete && line.starts_with("*** history: ") {
+            self.in_history = true;
+        } else if complete && line.as_bytes() == HISTORY_END.trim_ascii_end() {
+            self.in_history = false;
+        }
+        let history = self.in_history;
         match parse_line(line) {
             Said::Chat(nick, text) => {
                 if !known.ever.contains(nick) {
                     known.fail("attribution", format!("{line:?} is attributed to {nick:?}, never registered"));
                 }
-                if self.departed.contains(nick) {
+                if self.departed.contains(nick) && !history {
                     known.fail(
                         "attribution",
                         format!("{line:?} is attributed to {nick:?}, who left (or was renamed) before it"),
@@ -617,8 +627,9 @@ impl Conn {
                     known.fail("long-text", format!("a chat text of {} bytes (at most {MAX_LINE})", text.len()));
                 }
             }
-            // A cut line says nothing reliable about nicknames.
-            _ if !complete => {}
+            // A cut line says nothing reliable about nicknames, nor does
+            // the history.
+            _ if !complete || history => {}
             Said::Joined(nick) => {
                 known.add(nick);
                 self.departed.remove(nick);
@@ -634,7 +645,7 @@ impl Conn {
             }
             Said::Other => {}
         }
-        if complete && !maybe_private(line) {
+        if complete && !history && !maybe_private(line) {
             self.broadcast.push(line.to_string());
         }
     }
@@ -1078,6 +1089,7 @@ impl<'r> Harness<'r> {
                     too_slow: false,
                     broadcast: Vec::new(),
                     departed: HashSet::new(),
+                    in_history: false,
                 });
                 if tracing() {
                     eprintln!("    conn #{} is slot {}", self.serials, id.index());
