@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 use chat_core::web::{PAGE, PAGE_HEAD};
-use chat_core::wire::GREETING;
+use chat_core::wire::{GREETING, HISTORY_END};
 use chat_core::{ClientId, Dialect, Reason, Refused, Status};
 use embedded_io::ErrorKind;
 
@@ -354,6 +354,9 @@ struct WebConn {
     close: Option<u16>,
     registered: bool,
     ever_registered: bool,
+    /// Between `*** history: …` and `*** end of history` (see the line
+    /// clients' `in_history`): checked for form only.
+    in_history: bool,
 }
 
 fn fail(known: &Known, tag: &str, msg: impl std::fmt::Display) {
@@ -438,6 +441,7 @@ impl WebConn {
             close: None,
             registered: false,
             ever_registered: false,
+            in_history: false,
         }
     }
 
@@ -624,7 +628,13 @@ impl WebConn {
         if payload.len() > MAX_OUT_LINE {
             fail(known, "long-line", format!("a text frame of {} bytes (at most {MAX_OUT_LINE})", payload.len()));
         }
+        if line.starts_with("*** history: ") {
+            self.in_history = true;
+        } else if line.as_bytes() == HISTORY_END.trim_ascii_end() {
+            self.in_history = false;
+        }
         match parse_line(line) {
+            _ if self.in_history => {}
             Said::Chat(nick, _) if !known.ever.contains(nick) => {
                 fail(known, "attribution", format!("{line:?} is attributed to {nick:?}, never registered"));
             }
