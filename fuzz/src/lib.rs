@@ -644,7 +644,9 @@ impl Conn {
                 self.departed.remove(new);
             }
             Said::Left(nick) => {
-                self.departed.insert(nick.to_string());
+                if !self.departed.insert(nick.to_string()) {
+                    known.fail("left-twice", format!("{nick:?} left twice with no join in between"));
+                }
             }
             Said::Other => {}
         }

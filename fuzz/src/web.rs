@@ -958,6 +958,9 @@ impl WebHarness<'_> {
             if registered && !c.registered && c.ever_registered {
                 known.fail("nick", "a browser registered again after leaving the room");
             }
+            if tracing() && registered != c.registered {
+                eprintln!("    web #{} {}", c.serial, if registered { "registered" } else { "no longer registered" });
+            }
             c.ever_registered |= registered;
             c.registered = registered;
         }
