@@ -106,6 +106,7 @@ pub const TOKENS: &[&[u8]] = &[
 
 /// How the room limits input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ThrottleMode {
     /// No flood control.
     Off,
@@ -116,6 +117,20 @@ pub enum ThrottleMode {
 }
 
 impl ThrottleMode {
+    /// The mode an input's first byte picks (modulo 3).
+    pub fn from_byte(b: u8) -> ThrottleMode {
+        match b % 3 {
+            0 => ThrottleMode::Off,
+            1 => ThrottleMode::Default,
+            _ => ThrottleMode::Tight,
+        }
+    }
+
+    /// The byte [`ThrottleMode::from_byte`] reads back as this mode.
+    pub fn byte(self) -> u8 {
+        self as u8
+    }
+
     fn config(self) -> Config {
         let throttle = match self {
             ThrottleMode::Off => None,
@@ -292,11 +307,7 @@ impl Input {
     /// Decodes a fuzzer input (never fails: missing bytes read as zero).
     pub fn decode(data: &[u8]) -> Input {
         let mut u = Unstructured::new(data);
-        let throttle = match byte(&mut u) % 3 {
-            0 => ThrottleMode::Off,
-            1 => ThrottleMode::Default,
-            _ => ThrottleMode::Tight,
-        };
+        let throttle = ThrottleMode::from_byte(byte(&mut u));
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < MAX_OPS {
             ops.push(Op::decode(&mut u));
@@ -306,11 +317,7 @@ impl Input {
 
     /// The bytes [`Input::decode`] reads back as this input.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![match self.throttle {
-            ThrottleMode::Off => 0,
-            ThrottleMode::Default => 1,
-            ThrottleMode::Tight => 2,
-        }];
+        let mut out = vec![self.throttle.byte()];
         for op in &self.ops {
             op.encode(&mut out);
         }
@@ -775,6 +782,19 @@ enum Fault {
     ReadInterrupted,
 }
 
+impl Fault {
+    /// A `Pump` operation's fault byte: modulo 8, 4 to 7 are faults.
+    fn from_byte(fault: u8) -> Fault {
+        match fault % 8 {
+            4 => Fault::WriteError,
+            5 => Fault::ReadError,
+            6 => Fault::WriteInterrupted,
+            7 => Fault::ReadInterrupted,
+            _ => Fault::None,
+        }
+    }
+}
+
 struct Wire<'c> {
     socket: &'c mut Vec<u8>,
     fin: bool,
@@ -1039,14 +1059,7 @@ impl<'r> Harness<'r> {
             }
             Op::Pump { conn, write_cap, read_chunk, fault } => {
                 if let Some(i) = self.conn(conn) {
-                    let fault = match fault % 8 {
-                        4 => Fault::WriteError,
-                        5 => Fault::ReadError,
-                        6 => Fault::WriteInterrupted,
-                        7 => Fault::ReadInterrupted,
-                        _ => Fault::None,
-                    };
-                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, fault);
+                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, Fault::from_byte(fault));
                 }
             }
             Op::Tick { ms } => {

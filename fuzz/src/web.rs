@@ -276,11 +276,7 @@ impl WebInput {
     pub fn decode(data: &[u8]) -> WebInput {
         let mut u = Unstructured::new(data);
         let first = byte(&mut u);
-        let throttle = match first % 3 {
-            0 => ThrottleMode::Off,
-            1 => ThrottleMode::Default,
-            _ => ThrottleMode::Tight,
-        };
+        let throttle = ThrottleMode::from_byte(first);
         let other_origin = (first / 3) % 2 == 1;
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < MAX_OPS {
@@ -291,12 +287,7 @@ impl WebInput {
 
     /// The bytes [`WebInput::decode`] reads back as this input.
     pub fn encode(&self) -> Vec<u8> {
-        let throttle = match self.throttle {
-            ThrottleMode::Off => 0,
-            ThrottleMode::Default => 1,
-            ThrottleMode::Tight => 2,
-        };
-        let mut out = vec![throttle + 3 * u8::from(self.other_origin)];
+        let mut out = vec![self.throttle.byte() + 3 * u8::from(self.other_origin)];
         for op in &self.ops {
             op.encode(&mut out);
         }
@@ -714,14 +705,7 @@ impl WebHarness<'_> {
             }
             WebOp::Pump { web, write_cap, read_chunk, fault } => {
                 if let Some(i) = self.web(web) {
-                    let fault = match fault % 8 {
-                        4 => Fault::WriteError,
-                        5 => Fault::ReadError,
-                        6 => Fault::WriteInterrupted,
-                        7 => Fault::ReadInterrupted,
-                        _ => Fault::None,
-                    };
-                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, fault);
+                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, Fault::from_byte(fault));
                 }
             }
             WebOp::Transmit { web, cap } => {

@@ -229,6 +229,17 @@ fn browser(web: u8, nick: &str) -> Vec<WebOp> {
     vec![WebOp::Connect, FRONTEND, wsay(web, &[&upgrade]), FRONTEND, wsay(web, &[&text(nick)]), FRONTEND]
 }
 
+/// A browser connects and asks for an upgrade, in three writes, from the
+/// page of `http://evil.example`.
+fn upgrade_from_elsewhere(host: &[u8], connection: &[u8], key: &[u8]) -> Vec<WebOp> {
+    vec![
+        WebOp::Connect,
+        wsay(0, &[b"GET /ws HTTP/1.1\r\n", host, b"Upgrade: websocket\r\n", connection]),
+        wsay(0, &[key, b"Sec-WebSocket-Version: 13\r\n"]),
+        wsay(0, &[b"Origin: http://evil.example\r\n", b"\r\n"]),
+    ]
+}
+
 fn line(ops: Vec<Op>) -> Vec<WebOp> {
     ops.into_iter().map(WebOp::Line).collect()
 }
@@ -290,22 +301,12 @@ pub fn web_scenarios() -> Vec<(&'static str, WebInput)> {
     ] {
         ops.extend([WebOp::Connect, wsay(0, request), FRONTEND, wclose(0)]);
     }
-    ops.extend([
-        WebOp::Connect,
-        wsay(
-            0,
-            &[
-                b"GET /ws HTTP/1.1\r\n",
-                b"Host: 127.0.0.1:8080\r\n",
-                b"Upgrade: websocket\r\n",
-                b"Connection: Upgrade\r\n",
-            ],
-        ),
-        wsay(0, &[b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b"Sec-WebSocket-Version: 13\r\n"]),
-        wsay(0, &[b"Origin: http://evil.example\r\n", b"\r\n"]),
-        FRONTEND,
-        wclose(0),
-    ]);
+    ops.extend(upgrade_from_elsewhere(
+        b"Host: 127.0.0.1:8080\r\n",
+        b"Connection: Upgrade\r\n",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    ));
+    ops.extend([FRONTEND, wclose(0)]);
     let filler = format!("X-Filler: {}\r\n", "f".repeat(480)).into_bytes();
     ops.extend([WebOp::Connect, wsay(0, &[b"GET / HTTP/1.1\r\n"])]);
     for _ in 0..5 {
@@ -345,25 +346,18 @@ pub fn web_scenarios() -> Vec<(&'static str, WebInput)> {
     ops.extend([wclose(0), WebOp::Line(drain(0))]);
     all.push(("slow_browser", WebInput { throttle: ThrottleMode::Off, other_origin: false, ops }));
 
-    let mut ops = vec![
-        WebOp::Connect,
-        wsay(
-            0,
-            &[
-                b"GET /ws HTTP/1.1\r\n",
-                b"Host: chat.example\r\n",
-                b"Upgrade: websocket\r\n",
-                b"Connection: keep-alive, Upgrade\r\n",
-            ],
-        ),
-        wsay(0, &[b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n", b"Sec-WebSocket-Version: 13\r\n"]),
-        wsay(0, &[b"Origin: http://evil.example\r\n", b"\r\n"]),
+    let mut ops = upgrade_from_elsewhere(
+        b"Host: chat.example\r\n",
+        b"Connection: keep-alive, Upgrade\r\n",
+        b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n",
+    );
+    ops.extend([
         FRONTEND,
         wsay(0, &[&text("dave")]),
         FRONTEND,
         wsay(0, &[&text("alice: forged"), &text("one\nbob: forged")]),
         FRONTEND,
-    ];
+    ]);
     // The page's own origin is not on the list: 403.
     ops.extend(browser(1, "carol"));
     ops.extend(line(line_clients(&[b"alice\n"])));
