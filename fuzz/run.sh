@@ -50,12 +50,18 @@ fi
 share=$(( seconds / ${#targets[@]} ))
 (( share > 0 )) || share=1
 status=0
+summary=()
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
     echo "fuzz/run.sh: target $target for $share s" >&2
     # -timeout: one input running for 10 s is a hang (a loop that never ends).
+    code=0
     cargo +nightly fuzz run --sanitizer none --debug-assertions "$target" \
         "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
-        -max_total_time="$share" -timeout=10 -print_final_stats=1 "$@" || status=$?
+        -max_total_time="$share" -timeout=10 -print_final_stats=1 "$@" || code=$?
+    (( code == 0 )) || status=$code
+    summary+=("fuzz/run.sh: target $target: $([[ $code == 0 ]] && echo "no crash" || echo "FAILED (exit $code), input in fuzz/artifacts/$target/")")
 done
+# One line a target, last, where a `tail` of the output sees them.
+printf '%s\n' "${summary[@]}" >&2
 exit "$status"
