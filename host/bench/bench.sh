@@ -4,7 +4,9 @@
 #   host/bench/bench.sh [RUNS] [SECTION...]
 #
 # RUNS repetitions of each row (default 3); the sections (default all):
-# compare, paced, idle, tap, criterion, scale. Release builds of
+# compare, paced, idle, tap, criterion, scale; and, only when named,
+# versus (OLD_SERVER=path/to/an/older/chat-server: the same unpaced load on
+# this one and that one, alternating). Release builds of
 # chat-server, tap-server and chat-bench; each row runs RUNS times against a
 # fresh server and reports the median (and range); the scale rows run once
 # each (10,000 clients take a while to register). All
@@ -77,6 +79,24 @@ for c in 10 50 100; do
         stop
         row "ceiling-c$c" --ceiling -c "$c" -m 100 -s 64 --batch 16
     done
+done
+fi
+
+if want versus; then
+# OLD_SERVER=path/to/an/older/chat-server: the same unpaced C=100 load on
+# both, alternating, so both see the same machine.
+if [ -z "${OLD_SERVER:-}" ]; then
+    echo "bench.sh: the versus section needs OLD_SERVER=path/to/an/older/chat-server" >&2
+    exit 2
+fi
+echo "==> this chat-server vs $OLD_SERVER, unpaced, C=100, M=100, S=64"
+for _ in $(seq "$runs"); do
+    start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+    row versus-new "$addr" -c 100 -m 100 -s 64
+    stop
+    start server "$OLD_SERVER" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+    row versus-old "$addr" -c 100 -m 100 -s 64
+    stop
 done
 fi
 
@@ -186,6 +206,10 @@ if runs("server-line-c10"):
         print(f"| {c} | {span(f'server-line-c{c}')}, errors {errors(f'server-line-c{c}')} | {span(f'server-seed-c{c}')}, errors {errors(f'server-seed-c{c}')} "
               f"| {span(f'python-c{c}')}, errors {errors(f'python-c{c}')} | {span(f'python-window1-c{c}')}, errors {errors(f'python-window1-c{c}')} "
               f"| {single/1e6:.2f}M | {batched/1e6:.2f}M | {line/py:.1f}× | {line/batched:.2f}× |")
+if runs("versus-new"):
+    new, old = rate("versus-new"), rate("versus-old")
+    print(f"\nversus, C=100 unpaced: this chat-server {span('versus-new')}, errors {errors('versus-new')}; "
+          f"the older one {span('versus-old')}, errors {errors('versus-old')}; this ÷ older {new/old:.2f}")
 if runs("paced-server"):
     print(f"\npaced C=100 R=10, latency p50 / p90 / p99 / max (ms): {lat('paced-server')}, errors {errors('paced-server')}")
 idle = runs("idle")

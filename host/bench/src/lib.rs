@@ -20,8 +20,9 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod tls;
 
 pub use ceiling::{ceiling, Ceiling};
-pub use plan::{parse_dialect, Dialect, Plan};
+pub use plan::{Dialect, Plan};
 pub use report::{table, Report};
 pub use run::run;
