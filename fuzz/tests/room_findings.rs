@@ -1,6 +1,7 @@
 //! What the `room` target found in the core, as scenarios replayed through
-//! the harness with every invariant. Each stays `#[ignore]`d until the core
-//! is fixed; then it must pass (`cargo test -- --include-ignored`).
+//! the harness with every invariant: regression tests since the core's fix
+//! (e08fc92; the core's own test is in `core/src/tests.rs`). A new find goes
+//! here `#[ignore = "core bug: …"]` until fixed.
 
 use chat_core_fuzz::{run, Input, Op, ThrottleMode};
 
@@ -32,14 +33,13 @@ fn disconnect_while_slowest(lines: usize) -> Input {
 
 /// With 64 lines, bob's cursor is on the oldest line of the log when his
 /// connection fails: `Room::disconnect` calls `announce_left`, whose
-/// `bob left!` line overwrites that oldest line, so `catch_laggards` drops
-/// bob as too slow (`announce`, `unannounced += 1`) before `release` frees
-/// his slot; the pending announcement then says `bob left!` a second time.
-/// The same happens through `Room::pump` on a write or read error (the
-/// fuzzer's input), and to a browser through `close_socket`
-/// (`web_findings.rs`).
+/// `bob left!` line overwrites that oldest line. Before e08fc92,
+/// `catch_laggards` then dropped bob as too slow (`announce`,
+/// `unannounced += 1`) before `release` freed his slot, and the pending
+/// announcement said `bob left!` a second time (tag `left-twice`); the same
+/// through `Room::pump` on a write or read error (the fuzzer's input), and
+/// to a browser through `close_socket` (`web_findings.rs`).
 #[test]
-#[ignore = "core bug: a client disconnected while it is the slowest reader is announced as leaving twice"]
 fn a_client_disconnected_while_slowest_leaves_once() {
     run(&disconnect_while_slowest(64));
 }

@@ -1,6 +1,7 @@
 //! What the `web` target found in the core, as scenarios replayed through
-//! the `web` harness with every invariant. Each stays `#[ignore]`d until the
-//! core is fixed; then it must pass (`cargo test -- --include-ignored`).
+//! the `web` harness with every invariant: regression tests since the core's
+//! fix (e08fc92: a client leaving is out of the room before its `left!` line
+//! is pushed). A new find goes here `#[ignore = "core bug: …"]` until fixed.
 
 use chat_core_fuzz::web::{frame, upgrade_request, web_tokens, WebInput, WebOp};
 use chat_core_fuzz::{run_web, Op, ThrottleMode};
@@ -45,16 +46,15 @@ fn not_utf8_from_a_browser_behind(lines: usize) -> WebInput {
 
 /// With 64 lines, bob's cursor is on the oldest line of the log when his
 /// bad frame arrives: `close_socket` (1007) calls `leave`, whose
-/// `bob left!` line overwrites that oldest line, so `catch_laggards` drops
-/// bob as too slow in the middle of leaving. He then gets the too-slow
-/// farewell (its text frame and a close frame, 1008) and after it the close
-/// frame `close_socket` queued (1007): two close frames, where RFC 6455
-/// allows nothing after the first; `poll_close` reports `Protocol`
-/// (`start_leaving` overwrote `Dropped`/`TooSlow`). And the room hears
-/// `bob left!` twice: once from `leave`, once more for the drop
-/// (`announce`). Tags `ws-after-close`, then `left-twice`.
+/// `bob left!` line overwrites that oldest line. Before e08fc92,
+/// `catch_laggards` then dropped bob as too slow in the middle of leaving:
+/// he got the too-slow farewell (its text frame and a close frame, 1008)
+/// and after it the close frame `close_socket` queued (1007), two close
+/// frames where RFC 6455 allows nothing after the first (tag
+/// `ws-after-close`); `poll_close` reported `Protocol` (`start_leaving`
+/// overwrote `Dropped`/`TooSlow`); and the room heard `bob left!` twice
+/// (`left-twice`).
 #[test]
-#[ignore = "core bug: a browser closed for a protocol error while it is the slowest reader gets two close frames (1008, then 1007) and the room hears it leave twice"]
 fn a_browser_closed_while_slowest_gets_one_close_frame() {
     run_web(&not_utf8_from_a_browser_behind(64));
 }
