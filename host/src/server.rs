@@ -6,9 +6,13 @@
 //! each recipient gets everything new in one write and idle clients cost
 //! nothing. Then sleep until the next readiness event or the room's next
 //! deadline: an idle server uses no CPU.
+//!
+//! A second, TLS, listener may feed the same room ([`Server::listen_tls`]):
+//! its connections are [`Conn::Tls`], pumped by the same code.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
@@ -16,11 +20,13 @@ use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Socket};
+use crate::tls::TlsConn;
 pub use room_args::Secrets;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
@@ -66,6 +72,8 @@ impl Storage {
 pub struct Server<'a> {
     room: Room<'a>,
     listener: TcpListener,
+    /// The TLS listener and what its sessions are made from.
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     poll: Poll,
     signals: UnixStream,
     conns: Vec<Option<Conn>>,
@@ -101,6 +109,7 @@ impl<'a> Server<'a> {
         Ok(Server {
             room,
             listener,
+            tls: None,
             poll,
             signals,
             conns: (0..capacity).map(|_| None).collect(),
@@ -122,6 +131,20 @@ impl<'a> Server<'a> {
         self.listener.local_addr()
     }
 
+    /// Also accepts TLS clients on `listener`, into the same room.
+    pub fn listen_tls(&mut self, listener: std::net::TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        self.poll.registry().register(&mut listener, TLS_LISTENER, Interest::READABLE)?;
+        self.tls = Some((listener, config));
+        Ok(())
+    }
+
+    /// The address the TLS listener listens on, if there is one.
+    pub fn tls_local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(listener, _)| listener.local_addr())
+    }
+
     fn now(&self) -> Instant {
         Instant::from_millis(self.clock.elapsed().as_millis() as u64)
     }
@@ -139,7 +162,8 @@ impl<'a> Server<'a> {
             let now = self.now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, false),
+                    TLS_LISTENER => self.accept(now, true),
                     SIGNAL => self.start_shutdown(now),
                     Token(slot) => {
                         let hung_up = event.is_read_closed() || event.is_error();
@@ -154,7 +178,8 @@ impl<'a> Server<'a> {
             }
             if self.accept_again.is_some_and(|at| now >= at) {
                 self.accept_again = None;
-                self.accept(now);
+                self.accept(now, false);
+                self.accept(now, true);
             }
             self.room.handle_timeout(now);
             while let Some(id) = self.room.poll_ready(now) {
@@ -173,12 +198,18 @@ impl<'a> Server<'a> {
         [self.room.poll_timeout(), self.accept_again, self.shutdown_by].into_iter().flatten().min()
     }
 
-    fn accept(&mut self, now: Instant) {
+    /// Accepts what waits on the plain listener, or on the TLS one.
+    fn accept(&mut self, now: Instant, tls: bool) {
         if self.shutdown_by.is_some() || self.accept_again.is_some() {
             return;
         }
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let listener = match (tls, &self.tls) {
+                (false, _) => &self.listener,
+                (true, Some((listener, _))) => listener,
+                (true, None) => return,
+            };
+            let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -198,24 +229,37 @@ impl<'a> Server<'a> {
             if let Err(e) = crate::keepalive::enable(&stream, self.keepalive) {
                 warn!("{peer}: cannot turn on TCP keepalive: {e}");
             }
+            let socket = Socket::new(stream, peer);
+            let mut conn = match &self.tls {
+                Some((_, config)) if tls => match TlsConn::new(socket, config.clone()) {
+                    Ok(session) => Conn::Tls(Box::new(session)),
+                    Err(e) => {
+                        warn!("{peer}: cannot start a TLS session: {e}");
+                        continue;
+                    }
+                },
+                _ => Conn::Plain(socket),
+            };
             let id = match self.room.accept(now, Some(peer.ip())) {
                 Ok(id) => id,
                 Err(refused) => {
                     info!("Refused {peer}: {refused}");
                     // Best effort: a new socket has room for one short line.
-                    let _ = stream.write(refused.notice());
+                    // A TLS client is closed without it: no session yet.
+                    if let Conn::Plain(_) = conn {
+                        let _ = embedded_io::Write::write(&mut conn, refused.notice());
+                    }
                     continue;
                 }
             };
-            if let Err(e) =
-                self.poll.registry().register(&mut stream, Token(id.index()), Interest::READABLE | Interest::WRITABLE)
-            {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().register(conn.stream_mut(), Token(id.index()), interest) {
                 warn!("{peer}: cannot watch the socket: {e}");
                 self.room.disconnect(id, chat_core::Reason::Io(embedded_io::ErrorKind::Other));
                 continue;
             }
-            info!("Connected with {peer}");
-            self.conns[id.index()] = Some(Conn::new(stream, peer));
+            info!("Connected with {peer}{}", if tls { " (TLS)" } else { "" });
+            self.conns[id.index()] = Some(conn);
         }
     }
 
@@ -224,18 +268,8 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         if let Status::Closed(reason) = self.room.pump(id, conn, now) {
             info!("{} disconnected: {reason}", conn.peer());
-            let stream = conn.stream_mut();
-            let _ = self.poll.registry().deregister(stream);
-            // Closing with unread input makes the kernel send a reset, which
-            // can destroy our last lines (a notice saying why) before the
-            // peer reads them: end our side, and drop what it sent, first.
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            let mut sink = [0; 4096];
-            for _ in 0..16 {
-                if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
-                    break;
-                }
-            }
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            conn.close();
             self.conns[slot] = None;
         }
     }

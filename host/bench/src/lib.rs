@@ -20,6 +20,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod tls;
 
 pub use ceiling::{ceiling, Ceiling};
 pub use plan::{Dialect, Plan};
