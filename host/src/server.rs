@@ -21,6 +21,7 @@ pub use room_args::Secrets;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
+const WEB_LISTENER: Token = Token(usize::MAX - 3);
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
@@ -62,10 +63,22 @@ impl Storage {
     }
 }
 
-/// A server about to run: the listening socket, the poller, and the room.
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Door {
+    /// The chat port: line and seed clients.
+    Chat,
+    /// The web port: browsers, for the page and its WebSocket
+    /// ([`Room::accept_web`]).
+    Web,
+}
+
+/// A server about to run: the listening sockets, the poller, and the room.
 pub struct Server<'a> {
     room: Room<'a>,
     listener: TcpListener,
+    /// The web listener, if the server has one ([`Server::listen_web`]).
+    web: Option<TcpListener>,
     poll: Poll,
     signals: UnixStream,
     conns: Vec<Option<Conn>>,
@@ -99,6 +112,7 @@ impl<'a> Server<'a> {
         Ok(Server {
             room,
             listener,
+            web: None,
             poll,
             signals,
             conns: (0..capacity).map(|_| None).collect(),
@@ -111,6 +125,22 @@ impl<'a> Server<'a> {
     /// The address the server listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Also serves browsers on `listener`: its connections are taken with
+    /// [`Room::accept_web`] (the room serves the page and the WebSocket),
+    /// in the same loop, with the same backoff when descriptors run out.
+    pub fn listen_web(&mut self, listener: std::net::TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        self.poll.registry().register(&mut listener, WEB_LISTENER, Interest::READABLE)?;
+        self.web = Some(listener);
+        Ok(())
+    }
+
+    /// The address of the web listener, if there is one.
+    pub fn web_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.web.as_ref().map(TcpListener::local_addr)
     }
 
     fn now(&self) -> Instant {
@@ -130,7 +160,8 @@ impl<'a> Server<'a> {
             let now = self.now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, Door::Chat),
+                    WEB_LISTENER => self.accept(now, Door::Web),
                     SIGNAL => self.start_shutdown(now),
                     Token(slot) => {
                         let hung_up = event.is_read_closed() || event.is_error();
@@ -145,7 +176,8 @@ impl<'a> Server<'a> {
             }
             if self.accept_again.is_some_and(|at| now >= at) {
                 self.accept_again = None;
-                self.accept(now);
+                self.accept(now, Door::Chat);
+                self.accept(now, Door::Web);
             }
             self.room.handle_timeout(now);
             while let Some(id) = self.room.poll_ready(now) {
@@ -164,12 +196,19 @@ impl<'a> Server<'a> {
         [self.room.poll_timeout(), self.accept_again, self.shutdown_by].into_iter().flatten().min()
     }
 
-    fn accept(&mut self, now: Instant) {
+    fn accept(&mut self, now: Instant, door: Door) {
         if self.shutdown_by.is_some() || self.accept_again.is_some() {
             return;
         }
+        let listener = match door {
+            Door::Chat => &self.listener,
+            Door::Web => match &self.web {
+                Some(web) => web,
+                None => return,
+            },
+        };
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let (mut stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -185,12 +224,21 @@ impl<'a> Server<'a> {
             if let Err(e) = stream.set_nodelay(true) {
                 warn!("{peer}: cannot set TCP_NODELAY: {e}");
             }
-            let id = match self.room.accept(now, Some(peer.ip())) {
+            let accepted = match door {
+                Door::Chat => self.room.accept(now, Some(peer.ip())),
+                Door::Web => self.room.accept_web(now, Some(peer.ip())),
+            };
+            let id = match accepted {
                 Ok(id) => id,
                 Err(refused) => {
-                    info!("Refused {peer}: {refused}");
-                    // Best effort: a new socket has room for one short line.
-                    let _ = stream.write(refused.notice());
+                    info!("Refused {peer}{}: {refused}", door.tag());
+                    let answer = match door {
+                        Door::Chat => refused.notice(),
+                        Door::Web => refused.http_response(),
+                    };
+                    // Best effort: a new socket has room for one short answer.
+                    let _ = stream.write(answer);
+                    close_gently(&mut stream);
                     continue;
                 }
             };
@@ -201,7 +249,7 @@ impl<'a> Server<'a> {
                 self.room.disconnect(id, chat_core::Reason::Io(embedded_io::ErrorKind::Other));
                 continue;
             }
-            info!("Connected with {peer}");
+            info!("Connected with {peer}{}", door.tag());
             self.conns[id.index()] = Some(Conn::new(stream, peer));
         }
     }
@@ -213,16 +261,7 @@ impl<'a> Server<'a> {
             info!("{} disconnected: {reason}", conn.peer());
             let stream = conn.stream_mut();
             let _ = self.poll.registry().deregister(stream);
-            // Closing with unread input makes the kernel send a reset, which
-            // can destroy our last lines (a notice saying why) before the
-            // peer reads them: end our side, and drop what it sent, first.
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            let mut sink = [0; 4096];
-            for _ in 0..16 {
-                if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
-                    break;
-                }
-            }
+            close_gently(stream);
             self.conns[slot] = None;
         }
     }
@@ -234,6 +273,30 @@ impl<'a> Server<'a> {
             info!("shutting down: telling {} clients", self.room.len());
             self.room.shutdown(now);
             self.shutdown_by = Some(now + self.room.config().drain_timeout);
+        }
+    }
+}
+
+impl Door {
+    /// How the log tells a web connection from a chat one.
+    fn tag(self) -> &'static str {
+        match self {
+            Door::Chat => "",
+            Door::Web => " (web)",
+        }
+    }
+}
+
+/// Ends our side of a connection about to be dropped. Closing with unread
+/// input makes the kernel send a reset, which can destroy our last bytes (a
+/// notice saying why, an HTTP refusal) before the peer reads them: end our
+/// side, and drop what it sent (a browser's request), first.
+fn close_gently(stream: &mut mio::net::TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0; 4096];
+    for _ in 0..16 {
+        if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+            break;
         }
     }
 }

@@ -25,6 +25,13 @@ struct Cli {
     #[arg(short, long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:55555")]
     listen: SocketAddr,
 
+    /// Also serve browsers on this address: the chat page at `/` and its
+    /// WebSocket at `/ws`, in the same room (off by default). Port 0 picks
+    /// a free port; the line after `listening on ADDR` on stdout is then
+    /// `web on ADDR` with the real address.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    web: Option<SocketAddr>,
+
     #[command(flatten)]
     room: RoomArgs,
 }
@@ -42,6 +49,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+/// [`listen`], or what to say about `addr` when it cannot be had.
+fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    listen(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("address {addr} already in use"),
+        _ => format!("cannot listen on {addr}: {e}"),
+    })
 }
 
 fn main() -> ExitCode {
@@ -66,29 +81,40 @@ fn main() -> ExitCode {
         config: cli.room.config(),
         secrets,
     };
-    let listener = match listen(cli.listen) {
-        Ok(listener) => listener,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            eprintln!("chat-server: address {} already in use", cli.listen);
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("chat-server: cannot listen on {}: {e}", cli.listen);
+    let listeners = bind(cli.listen).and_then(|chat| Ok((chat, cli.web.map(bind).transpose()?)));
+    let (listener, web) = match listeners {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("chat-server: {message}");
             return ExitCode::FAILURE;
         }
     };
     let mut storage = Storage::new(&options);
-    let server = match Server::new(listener, &mut storage, options.config) {
+    let mut server = match Server::new(listener, &mut storage, options.config) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("chat-server: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(web) = web {
+        if let Err(e) = server.listen_web(web) {
+            eprintln!("chat-server: cannot serve the web listener: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match server.local_addr() {
         Ok(addr) => println!("listening on {addr}"),
         Err(e) => {
             eprintln!("chat-server: cannot read the listening address: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match server.web_addr().transpose() {
+        Ok(Some(addr)) => println!("web on {addr}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("chat-server: cannot read the web listener's address: {e}");
             return ExitCode::FAILURE;
         }
     }
