@@ -18,21 +18,24 @@ pub use chat_core::Dialect;
 pub fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Seed => "seed",
+        Dialect::Web => "web",
         _ => "line",
     }
 }
 
-/// The dialect named `name` (`line` or `seed`), for the command line.
+/// The dialect named `name` (`line`, `seed` or `web`), for the command line.
 pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
     match name {
         "line" => Ok(Dialect::Line),
         "seed" => Ok(Dialect::Seed),
-        other => Err(format!("unknown dialect {other:?}: `line` or `seed`")),
+        "web" => Ok(Dialect::Web),
+        other => Err(format!("unknown dialect {other:?}: `line`, `seed` or `web`")),
     }
 }
 
 /// What the server says once a client is registered. chat-server's seed
-/// dialect, like the tutorial's server, sends it with no terminator.
+/// dialect, like the tutorial's server, sends it with no terminator; a web
+/// client's frames are read as lines (see [`crate::websocket`]).
 pub fn registered(dialect: Dialect) -> Vec<u8> {
     let mut line = CONNECTED.as_bytes().to_vec();
     if dialect != Dialect::Seed {
