@@ -175,12 +175,8 @@ fn the_web_listener_takes_browsers_and_tells_them_in_http_when_the_room_is_full(
 #[test]
 fn a_web_bind_failure_names_the_address_and_exits_1() {
     let first = ChatServer::start(&[]);
-    let mut second = Proc::spawn(Command::new(bin("host", "chat-server")).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--web",
-        &first.addr,
-    ]));
+    let mut second =
+        Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", "127.0.0.1:0", "--web", &first.addr]));
     let status = second.wait();
     assert_eq!(status.code(), Some(1));
     assert_eq!(second.stderr.text(), format!("chat-server: address {} already in use\n", first.addr));

@@ -231,8 +231,15 @@ impl<'a> Server<'a> {
         }
 
         let set = SocketSet::new(storage);
-        let mut server =
-            Server { iface, sockets: set, slots, room, port: settings.port, web_port: settings.web_port, accepting: true };
+        let mut server = Server {
+            iface,
+            sockets: set,
+            slots,
+            room,
+            port: settings.port,
+            web_port: settings.web_port,
+            accepting: true,
+        };
         let buffers = rx.chunks_exact_mut(rx_len).zip(tx.chunks_exact_mut(tx_len));
         for (index, (rx, tx)) in buffers.enumerate().take(count) {
             let mut socket = Socket::new(SocketBuffer::new(rx), SocketBuffer::new(tx));
@@ -464,8 +471,7 @@ impl<'a> Server<'a> {
     /// sockets waiting for a SYN (the chat port on a tie, and always
     /// without a web port).
     fn next_door(&self) -> Door {
-        if self.web_port.is_some() && self.idle_listeners(Door::Web).count() < self.idle_listeners(Door::Chat).count()
-        {
+        if self.web_port.is_some() && self.idle_listeners(Door::Web).count() < self.idle_listeners(Door::Chat).count() {
             Door::Web
         } else {
             Door::Chat
