@@ -98,8 +98,13 @@ impl Sim {
     }
 
     fn with_history(lines: u16) -> Sim {
+        Sim::with_all_of(Config { history: lines, ..Config::default() })
+    }
+
+    /// A room with exactly `config`, history included.
+    fn with_all_of(config: Config) -> Sim {
         let storage: &'static mut Board = Box::leak(Box::new(Board::new()));
-        Sim::in_room(storage.room(Config { history: lines, ..Config::default() }))
+        Sim::in_room(storage.room(config))
     }
 
     fn in_room(room: Room<'static>) -> Sim {
@@ -1310,3 +1315,267 @@ fn operator_commands_without_operators_or_rights_are_refused() {
         "*** this room has no operators\n*** /ban is for operators\n*** /unban is for operators\n"
     );
 }
+
+// ----- the web dialect ----------------------------------------------------------------
+
+/// A browser's frame: masked, as browsers must.
+fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut frame = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend((len as u16).to_be_bytes());
+        }
+    }
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The server's frames in `bytes`: (opcode, payload); the frames must be
+/// whole and unmasked.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let [first, second, rest @ ..] = bytes {
+        assert_eq!(second & 0x80, 0, "a server frame is never masked");
+        assert_eq!(first & 0x80, 0x80, "the server sends whole messages");
+        let (len, rest) = match second & 0x7F {
+            126 => (usize::from(u16::from_be_bytes([rest[0], rest[1]])), &rest[2..]),
+            len => (usize::from(len), rest),
+        };
+        out.push((first & 0x0F, rest[..len].to_vec()));
+        bytes = &rest[len..];
+    }
+    out
+}
+
+/// The text frames in `bytes`, as strings.
+fn texts(bytes: &[u8]) -> Vec<String> {
+    frames(bytes)
+        .into_iter()
+        .map(|(op, payload)| {
+            assert_eq!(op, 1, "a text frame");
+            String::from_utf8(payload).expect("UTF-8")
+        })
+        .collect()
+}
+
+const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                       Origin: http://127.0.0.1:8080\r\n\r\n";
+
+const SWITCHED: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+impl Sim {
+    /// A connection to the web listener; nothing is sent before its request.
+    fn connect_web(&mut self) -> ClientId {
+        let id = self.room.accept_web(self.now, None).expect("room has space");
+        self.peers[id.index()] = Peer::default();
+        self.pump(id);
+        self.step();
+        assert_eq!(self.recv_bytes(id), b"", "a browser speaks first");
+        id
+    }
+
+    fn recv_bytes(&mut self, id: ClientId) -> Vec<u8> {
+        self.read_in_pieces(id, usize::MAX).concat()
+    }
+
+    /// A browser that upgraded and is asked for its nickname.
+    fn websocket(&mut self) -> ClientId {
+        let id = self.connect_web();
+        self.send(id, UPGRADE.as_bytes());
+        let got = self.recv_bytes(id);
+        let (head, rest) = got.split_at(SWITCHED.len().min(got.len()));
+        assert_eq!(str::from_utf8(head).unwrap(), SWITCHED);
+        assert_eq!(texts(rest), ["NICK"]);
+        id
+    }
+
+    fn web_client(&mut self, nick: &str) -> ClientId {
+        let id = self.websocket();
+        self.send(id, &masked(1, true, nick.as_bytes()));
+        assert_eq!(texts(&self.recv_bytes(id)), [format!("{nick} joined!"), "Connected to server!".to_string()]);
+        id
+    }
+}
+
+#[test]
+fn get_slash_serves_the_gzipped_page_and_closes() {
+    let mut sim = Sim::new();
+    let browser = sim.connect_web();
+    sim.send(browser, b"GET / HTTP/1.1\r\nHost: 192.168.69.1\r\nAccept: text/html\r\n\r\n");
+    let got = sim.recv_bytes(browser);
+    assert_eq!(got, [crate::web::PAGE_HEAD, crate::web::PAGE].concat());
+    let head = str::from_utf8(crate::web::PAGE_HEAD).unwrap();
+    for needed in [
+        "HTTP/1.1 200 OK\r\n",
+        "Content-Type: text/html; charset=utf-8\r\n",
+        "Content-Encoding: gzip\r\n",
+        &format!("Content-Length: {}\r\n", crate::web::PAGE.len()),
+        "Content-Security-Policy: default-src 'none'; script-src ",
+        "connect-src 'self'",
+        "X-Content-Type-Options: nosniff\r\n",
+        "Cache-Control: no-cache\r\n",
+    ] {
+        assert!(head.contains(needed), "{needed:?} not in\n{head}");
+    }
+    assert_eq!(crate::web::PAGE[..2], [0x1f, 0x8b], "gzip");
+    assert_eq!(sim.closed(browser), Some(Reason::Answered));
+}
+
+#[test]
+fn a_browser_chats_with_a_line_client_one_frame_per_line() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    assert_eq!(sim.recv(bob), "alice joined!\n");
+    sim.send(alice, &masked(1, true, "héllo ✓".as_bytes()));
+    sim.send(bob, b"hi alice\n");
+    assert_eq!(sim.recv(bob), "alice: héllo ✓\nbob: hi alice\n");
+    assert_eq!(texts(&sim.recv_bytes(alice)), ["alice: héllo ✓", "bob: hi alice"]);
+    sim.send(alice, &masked(1, true, b"/who"));
+    assert_eq!(texts(&sim.recv_bytes(alice)), ["*** 2 in the room: bob alice"]);
+}
+
+#[test]
+fn fragments_are_reassembled_within_the_line_limit() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    sim.recv(bob);
+    // A ping between two fragments is answered at once.
+    let mut bytes = masked(1, false, b"hel");
+    bytes.extend(masked(9, true, b"are you there"));
+    bytes.extend(masked(0, false, b"l"));
+    sim.send(alice, &bytes);
+    assert_eq!(frames(&sim.recv_bytes(alice)), [(0xA, b"are you there".to_vec())], "the pong, same payload");
+    sim.send(alice, &masked(0, true, b"o"));
+    assert_eq!(sim.recv(bob), "alice: hello\n");
+    // 300 + 213 bytes: one over the limit.
+    let mut long = masked(1, false, &[b'x'; 300]);
+    long.extend(masked(0, true, &[b'y'; 213]));
+    // Refused at the second header: its payload is never read.
+    assert!(sim.offer(alice, &long) < long.len());
+    assert_eq!(
+        frames(&sim.recv_bytes(alice)),
+        [(1, b"alice: hello".to_vec()), (1, b"alice left!".to_vec()), (8, vec![0x03, 0xF1])],
+        "1009"
+    );
+    assert_eq!(sim.recv(bob), "alice left!\n");
+}
+
+#[test]
+fn each_broken_rule_closes_with_its_code_and_the_room_sees_the_browser_leave() {
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("binary", masked(2, true, b"\x00\x01"), 1003),
+        ("not UTF-8", masked(1, true, b"bad \xff"), 1007),
+        ("too long", masked(1, true, &[b'z'; 513]), 1009),
+        ("unmasked", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("a continuation of nothing", masked(0, true, b"x"), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let mut sim = Sim::new();
+        let bob = sim.line_client("bob");
+        let alice = sim.web_client("alice");
+        sim.recv(bob);
+        // What follows a refused frame header stays unread.
+        sim.offer(alice, &bytes);
+        let got = frames(&sim.recv_bytes(alice));
+        assert_eq!(got.last(), Some(&(8, code.to_be_bytes().to_vec())), "{what}");
+        assert_eq!(sim.recv(bob), "alice left!\n", "{what}");
+        assert_eq!(sim.closed(alice), Some(Reason::Protocol), "{what}");
+    }
+}
+
+#[test]
+fn a_browser_s_close_is_answered_with_its_code_and_it_leaves() {
+    let mut sim = Sim::new();
+    let bob = sim.line_client("bob");
+    let alice = sim.web_client("alice");
+    sim.recv(bob);
+    sim.send(alice, &masked(8, true, &1001u16.to_be_bytes()));
+    assert_eq!(frames(&sim.recv_bytes(alice)), [(1, b"alice left!".to_vec()), (8, vec![0x03, 0xE9])]);
+    assert_eq!(sim.closed(alice), Some(Reason::PeerClosed));
+    assert_eq!(sim.recv(bob), "alice left!\n");
+}
+
+#[test]
+fn requests_other_than_the_page_and_the_socket_get_short_answers() {
+    let cases: [(&str, &str); 5] = [
+        ("GET /favicon.ico HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"),
+        ("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"),
+        ("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 426 Upgrade Required\r\n"),
+        ("hello there\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"),
+        (
+            "GET /ws HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Origin: http://evil.example\r\n\r\n",
+            "HTTP/1.1 403 Forbidden\r\n",
+        ),
+    ];
+    for (request, status) in cases {
+        let mut sim = Sim::new();
+        let browser = sim.connect_web();
+        sim.send(browser, request.as_bytes());
+        let got = String::from_utf8(sim.recv_bytes(browser)).unwrap();
+        assert!(got.starts_with(status), "{request:?} got {got:?}");
+        assert_eq!(sim.closed(browser), Some(Reason::Answered), "{request:?}");
+    }
+}
+
+#[test]
+fn an_oversized_or_slow_request_is_refused() {
+    let mut sim = Sim::unthrottled();
+    let browser = sim.connect_web();
+    sim.send(browser, b"GET / HTTP/1.1\r\n");
+    for _ in 0..20 {
+        if sim.peers[browser.index()].closed.is_some() || sim.room.needs_pump(browser, sim.now) {
+            break;
+        }
+        sim.send(browser, format!("X-Filler: {}\r\n", "f".repeat(480)).as_bytes());
+    }
+    let got = String::from_utf8(sim.recv_bytes(browser)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{got}");
+
+    let slow = sim.connect_web();
+    sim.send(slow, b"GET / HT");
+    sim.tick(30_000);
+    let got = String::from_utf8(sim.recv_bytes(slow)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{got}");
+    assert_eq!(sim.closed(slow), Some(Reason::Answered));
+}
+
+#[test]
+fn a_browser_gets_history_and_a_too_slow_browser_is_told_in_a_frame() {
+    let mut sim = Sim::with_all_of(Config { history: 2, throttle: None, ..Config::default() });
+    let bob = sim.line_client("bob");
+    sim.send(bob, b"one\ntwo\n");
+    sim.recv(bob);
+    let alice = sim.websocket();
+    sim.send(alice, &masked(1, true, b"alice"));
+    assert_eq!(
+        texts(&sim.recv_bytes(alice)),
+        [
+            "alice joined!",
+            "Connected to server!",
+            "*** history: the last 2 lines of the room",
+            "bob: one",
+            "bob: two",
+            "*** end of history"
+        ]
+    );
+    // alice stops reading; bob fills the 4 KiB log.
+    for i in 0..200 {
+        sim.send(bob, format!("line {i:03} to fill the room's log\n").as_bytes());
+        sim.recv(bob);
+    }
+    let got = frames(&sim.recv_bytes(alice));
+    assert_eq!(got[got.len() - 2..], [(1, TOO_SLOW_TEXT.to_vec()), (8, vec![0x03, 0xF0])]);
+    assert_eq!(sim.closed(alice), Some(Reason::TooSlow));
+}
+
+const TOO_SLOW_TEXT: &[u8] = b"*** disconnected: you read more slowly than the room talks and missed lines";

@@ -3,6 +3,7 @@
 use heapless::Vec;
 
 use crate::ring::Cursor;
+use crate::web::{close, opcode, server_header};
 use crate::wire::{Dialect, TOO_SLOW};
 
 /// What is still to be sent to a dropped client: the end of the line it was
@@ -23,6 +24,11 @@ impl Farewell {
     /// A farewell to a client whose cursor stood at `cursor`; `rest` is what
     /// it had not been sent of the line it was in.
     pub fn new(dialect: Dialect, cursor: Cursor, rest: &[u8]) -> Farewell {
+        if dialect == Dialect::Web && cursor.in_line() {
+            // Cut off inside a frame whose payload is gone: no frame can
+            // follow it. The connection just closes.
+            return Farewell::NONE;
+        }
         let mut mend = Vec::new();
         if cursor.in_line() || cursor.sep {
             if dialect != Dialect::Seed && cursor.in_line() {
@@ -41,20 +47,37 @@ impl Farewell {
 
     /// What is left to send, laid out in `buf`.
     pub fn remaining<'b>(&self, dialect: Dialect, buf: &'b mut [u8]) -> &'b [u8] {
-        let text = notice(dialect);
-        let n = self.mend.len();
-        let total = n + text.len();
+        let total = self.len(dialect);
         if !self.pending || buf.len() < total {
             return &[];
         }
-        buf[..n].copy_from_slice(&self.mend);
-        buf[n..total].copy_from_slice(text);
+        let text = notice(dialect);
+        if dialect == Dialect::Web {
+            // The notice as a text frame, then a close frame: 1008, policy.
+            let (head, len) = server_header(opcode::TEXT, text.len());
+            buf[..len].copy_from_slice(&head[..len]);
+            buf[len..len + text.len()].copy_from_slice(text);
+            let [hi, lo] = close::POLICY.to_be_bytes();
+            buf[len + text.len()..total].copy_from_slice(&[0x88, 2, hi, lo]);
+        } else {
+            let n = self.mend.len();
+            buf[..n].copy_from_slice(&self.mend);
+            buf[n..total].copy_from_slice(text);
+        }
         &buf[usize::from(self.sent).min(total)..total]
+    }
+
+    fn len(&self, dialect: Dialect) -> usize {
+        let text = notice(dialect).len();
+        match dialect {
+            Dialect::Web => server_header(opcode::TEXT, text).1 + text + 4,
+            _ => self.mend.len() + text,
+        }
     }
 
     /// `n` bytes of [`Farewell::remaining`] went out.
     pub fn sent(&mut self, dialect: Dialect, n: usize) {
-        let total = self.mend.len() + notice(dialect).len();
+        let total = self.len(dialect);
         let sent = (usize::from(self.sent) + n).min(total);
         self.sent = sent as u16;
         self.pending = sent < total;
@@ -62,10 +85,10 @@ impl Farewell {
 }
 
 /// [`TOO_SLOW`] as a client of `dialect` gets it: no terminator for the
-/// tutorial's client.
+/// tutorial's client, nor in a frame.
 fn notice(dialect: Dialect) -> &'static [u8] {
     match dialect {
-        Dialect::Seed => &TOO_SLOW[..TOO_SLOW.len() - 1],
+        Dialect::Seed | Dialect::Web => &TOO_SLOW[..TOO_SLOW.len() - 1],
         _ => TOO_SLOW,
     }
 }
@@ -94,6 +117,18 @@ mod test {
         farewell.sent(Dialect::Line, TOO_SLOW.len() - 10);
         assert!(!farewell.is_pending());
         assert_eq!(farewell.remaining(Dialect::Line, &mut buf), b"");
+    }
+
+    #[test]
+    fn a_browser_gets_the_notice_as_a_frame_then_a_close_unless_cut_off_inside_a_frame() {
+        let farewell = Farewell::new(Dialect::Web, Cursor::at(3), b"");
+        let mut buf = [0; 128];
+        let out = farewell.remaining(Dialect::Web, &mut buf);
+        assert_eq!(out[..2], [0x81, 75]);
+        assert_eq!(&out[2..77], &TOO_SLOW[..75]);
+        assert_eq!(out[77..], [0x88, 2, 0x03, 0xF0]);
+        let cut = Farewell::new(Dialect::Web, Cursor { seq: 3, sent: 5, sep: false }, b"rest");
+        assert!(!cut.is_pending());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 
 use crate::wire::MAX_LINE;
 
-/// The input buffer: one maximal line and its `\r\n`.
-pub(crate) const INPUT: usize = MAX_LINE + 2;
+/// The input buffer: one maximal line and its `\r\n`; or, for a browser,
+/// a maximal line's WebSocket message and the next frame's header (at most
+/// 8 bytes: a longer header announces more than a line, and is refused
+/// from its first two bytes).
+pub(crate) const INPUT: usize = MAX_LINE + 8;
 
 /// What a client sent and the room has not handled yet.
 #[derive(Clone)]
@@ -69,6 +72,20 @@ impl Input {
         spare[..take].copy_from_slice(&bytes[..take]);
         self.filled(take);
         take
+    }
+
+    /// The bytes not handled yet, to unmask in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..usize::from(self.filled)]
+    }
+
+    /// Drops `n` bytes from `at` on, keeping those before and after.
+    pub fn remove(&mut self, at: usize, n: usize) {
+        let filled = usize::from(self.filled);
+        let at = at.min(filled);
+        let n = n.min(filled - at);
+        self.bytes.copy_within(at + n..filled, at);
+        self.filled = (filled - n) as u16;
     }
 
     /// Drops the first `n` bytes.
@@ -157,10 +174,23 @@ mod test {
         input.extend(&[b'x'; MAX_LINE + 1]);
         input.extend(b"\n");
         assert_eq!(input.next_line(), Framed::Overlong);
+        input.extend(&[b'x'; MAX_LINE + 6]);
+        input.extend(b"\n");
+        assert_eq!(input.next_line(), Framed::Overlong, "it fits the buffer, not the limit");
         assert!(input.is_empty());
         input.extend(&[b'x'; MAX_LINE]);
         input.extend(b"\r\n");
         assert_eq!(input.next_line(), Framed::Line { len: MAX_LINE, size: MAX_LINE + 2 });
+    }
+
+    #[test]
+    fn bytes_in_the_middle_can_be_removed() {
+        let mut input = Input::EMPTY;
+        input.extend(b"messageHEADERrest");
+        input.remove(7, 6);
+        assert_eq!(input.data(), b"messagerest");
+        input.remove(7, 100);
+        assert_eq!(input.data(), b"message");
     }
 
     #[test]

@@ -16,14 +16,17 @@ impl Room<'_> {
     /// Whether the room would read from this client now. Changes nothing.
     pub(super) fn wants_input(&self, id: ClientId, now: Instant) -> bool {
         let client = self.client(id);
-        matches!(client.state, State::Greeting | State::Chatting) && !client.input.is_full() && self.has_token(id, now)
+        matches!(client.state, State::Greeting | State::Chatting)
+            && !client.input.is_full()
+            && (client.dialect != Dialect::Web || self.web_reading(id))
+            && self.has_token(id, now)
     }
 
     fn has_token(&self, id: ClientId, now: Instant) -> bool {
         self.config.throttle.as_ref().is_none_or(|throttle| self.client(id).bucket.tokens(throttle, now) > 0)
     }
 
-    fn take_token(&mut self, id: ClientId, now: Instant) -> bool {
+    pub(super) fn take_token(&mut self, id: ClientId, now: Instant) -> bool {
         let Some(throttle) = self.config.throttle else { return true };
         if self.client_mut(id).bucket.take(&throttle, now) {
             return true;
@@ -64,8 +67,10 @@ impl Room<'_> {
             if !matches!(client.state, State::Greeting | State::Chatting) || client.input.is_empty() {
                 return;
             }
-            if client.dialect == Dialect::Seed {
-                return self.handle_seed_input(id, now, chunk_end);
+            match client.dialect {
+                Dialect::Seed => return self.handle_seed_input(id, now, chunk_end),
+                Dialect::Web => return self.handle_web_input(id, now),
+                Dialect::Unknown | Dialect::Line => {}
             }
             match client.input.next_line() {
                 Framed::Partial => return,
@@ -155,7 +160,7 @@ impl Room<'_> {
 
     /// A cleaned line from a client: a nickname while greeting, else a
     /// command or a chat line.
-    fn handle_text(&mut self, id: ClientId, text: &str, now: Instant) {
+    pub(super) fn handle_text(&mut self, id: ClientId, text: &str, now: Instant) {
         match self.client(id).state {
             State::Greeting if self.client(id).awaiting_password => self.check_password(id, text, now),
             State::Greeting => self.register_line(id, text),
@@ -282,7 +287,7 @@ impl Room<'_> {
 /// `bytes` cleaned (see [`clean()`]), cut at a character boundary to at
 /// most [`MAX_LINE`] bytes (replacement characters can make it longer than
 /// its input).
-fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
+pub(super) fn cleaned(bytes: &[u8]) -> String<MAX_LINE> {
     let mut text = String::new();
     let mut full = false;
     clean(bytes, |c| {

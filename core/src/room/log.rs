@@ -2,6 +2,7 @@
 //! each client's next write carries.
 
 use super::farewell::Farewell;
+use super::web::WebNext;
 use super::*;
 use crate::wire::{seed_ascii, GREETING, HISTORY_END};
 
@@ -154,6 +155,9 @@ impl Room<'_> {
         if client.greeting > 0 || client.farewell.is_pending() {
             return true;
         }
+        if client.dialect == Dialect::Web && self.web_next(id) != WebNext::Lines {
+            return self.web_next(id) != WebNext::Nothing;
+        }
         let end = self.ring.next().min(client.window.until);
         let start = client.cursor.seq.max(self.ring.first());
         if client.cursor.seq < self.ring.first() || start >= end {
@@ -177,12 +181,15 @@ impl Room<'_> {
         if !matches!(client.state, State::Greeting | State::Chatting | State::Leaving) {
             return &[];
         }
+        if client.dialect == Dialect::Web {
+            return self.web_output(id, batch);
+        }
         let end = self.ring.next().min(client.window.until);
         if client.cursor.seq >= end || client.cursor.seq < self.ring.first() {
             return &[];
         }
         if client.dialect == Dialect::Seed {
-            let n = self.seed_walk(id, Some(batch), 0);
+            let n = self.walk(id, Some(batch), 0);
             return &batch[..n];
         }
         let client = self.client(id);
@@ -238,8 +245,11 @@ impl Room<'_> {
             client.farewell.sent(client.dialect, n);
             return;
         }
+        if client.dialect == Dialect::Web {
+            return self.web_sent(id, n);
+        }
         if client.dialect == Dialect::Seed {
-            self.seed_walk(id, None, n);
+            self.walk(id, None, n);
             // A short write is likely to reach the client together with the
             // next one: make sure a line boundary still shows.
             let cursor = &mut self.client_mut(id).cursor;
@@ -255,13 +265,16 @@ impl Room<'_> {
         }
     }
 
-    /// Walks a seed client's pending lines as one write lays them out:
-    /// ASCII (anything else is `?`), no terminators, `\n` between lines, at
-    /// most [`SEED_WRITE`] bytes (`cursor.sep` puts a `\n` before the first
-    /// one too). With `out`, copies them there and returns
-    /// the length; without, moves the cursor past the first `sent` bytes.
-    fn seed_walk(&mut self, id: ClientId, mut out: Option<&mut [u8; SEED_WRITE]>, mut sent: usize) -> usize {
+    /// Walks the pending lines of a client whose lines are not sent as
+    /// stored, as one write lays them out: for a seed client ASCII (anything
+    /// else is `?`), no terminators, `\n` between lines (`cursor.sep` puts
+    /// one before the first too); for a browser one text frame per line,
+    /// without its `\n`. At most [`SEED_WRITE`] bytes. With `out`, copies
+    /// them there and returns the length; without, moves the cursor past the
+    /// first `sent` bytes.
+    pub(super) fn walk(&mut self, id: ClientId, mut out: Option<&mut [u8; SEED_WRITE]>, mut sent: usize) -> usize {
         let client = self.client(id);
+        let web = client.dialect == Dialect::Web;
         let mut cursor = client.cursor;
         let end = self.ring.next().min(client.window.until);
         let mut pos = 0;
@@ -273,28 +286,34 @@ impl Room<'_> {
             }
             let text = self.ring.text(line);
             let text = text.strip_suffix(b"\n").unwrap_or(text);
-            // The first line of a write has no separator, unless the write
-            // before was cut short right after a line.
-            let sep = if cursor.in_line() || pos == 0 { cursor.sep } else { true };
+            // A seed client's first line of a write has no separator,
+            // unless the write before was cut short right after a line.
+            let sep = !web && if cursor.in_line() || pos == 0 { cursor.sep } else { true };
+            let (prefix, prefix_len) = if web {
+                crate::web::server_header(crate::web::opcode::TEXT, text.len())
+            } else {
+                ([b'\n', 0, 0, 0], usize::from(sep))
+            };
             // Most lines are ASCII already: their length is their seed length.
-            let plain = text.is_ascii();
+            let plain = web || text.is_ascii();
             let shown = if plain { text.len() } else { seed_ascii(text).count() };
-            let rest = usize::from(sep) + shown - usize::from(cursor.sent);
+            let skip = usize::from(cursor.sent);
+            let rest = prefix_len + shown - skip;
             match out.as_deref_mut() {
                 Some(batch) => {
                     if pos > 0 && pos + rest > SEED_WRITE {
                         break;
                     }
                     let dst = &mut batch[pos..pos + rest];
-                    let skip = usize::from(cursor.sent);
-                    if plain && (!sep || skip > 0) {
-                        dst.copy_from_slice(&text[skip - usize::from(sep)..]);
-                    } else if plain {
-                        dst[0] = b'\n';
-                        dst[1..].copy_from_slice(text);
+                    let wire = prefix[..prefix_len].iter().copied();
+                    if plain {
+                        let head = prefix_len.saturating_sub(skip);
+                        for (slot, byte) in dst[..head].iter_mut().zip(wire.skip(skip)) {
+                            *slot = byte;
+                        }
+                        dst[head..].copy_from_slice(&text[skip.saturating_sub(prefix_len)..]);
                     } else {
-                        let wire = sep.then_some(b'\n').into_iter().chain(seed_ascii(text));
-                        for (slot, byte) in dst.iter_mut().zip(wire.skip(skip)) {
+                        for (slot, byte) in dst.iter_mut().zip(wire.chain(seed_ascii(text)).skip(skip)) {
                             *slot = byte;
                         }
                     }

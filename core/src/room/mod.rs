@@ -37,6 +37,7 @@ mod input;
 mod lists;
 mod log;
 mod slot;
+mod web;
 
 pub use bucket::Throttle;
 pub use slot::ClientStorage;
@@ -159,7 +160,7 @@ impl fmt::Display for Refused {
 
 /// The most addresses a room bans at once: a fixed list, as everything in
 /// the core (`/unban` makes room).
-pub const MAX_BANS: usize = 32;
+pub const MAX_BANS: usize = 16;
 
 /// Why a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +187,10 @@ pub enum Reason {
     /// The room has a password and the client's dialect cannot send one
     /// (the tutorial's client).
     NoPassword,
+    /// A browser's request was answered (the page, or an HTTP error).
+    Answered,
+    /// A browser broke the WebSocket protocol (the close frame says how).
+    Protocol,
     /// Reading or writing failed.
     Io(ErrorKind),
 }
@@ -202,6 +207,8 @@ impl fmt::Display for Reason {
             Reason::Banned => f.write_str("banned by an operator"),
             Reason::WrongPassword => f.write_str("wrong password"),
             Reason::NoPassword => f.write_str("no way to send the room's password"),
+            Reason::Answered => f.write_str("HTTP request answered"),
+            Reason::Protocol => f.write_str("WebSocket protocol broken"),
             Reason::Io(kind) => write!(f, "I/O error: {kind:?}"),
         }
     }
@@ -269,6 +276,9 @@ pub struct Room<'a> {
     op_password: Option<&'a [u8]>,
     /// Addresses refused at [`Room::accept`] for the room's lifetime.
     bans: Vec<IpAddr, MAX_BANS>,
+    /// The pages whose browsers may open a WebSocket; `None`: the page's
+    /// own origin only.
+    web_origins: Option<&'a [&'a str]>,
 }
 
 /// A line being composed: never longer than the longest line stored.
@@ -322,7 +332,15 @@ impl<'a> Room<'a> {
             password: None,
             op_password: None,
             bans: Vec::new(),
+            web_origins: None,
         }
+    }
+
+    /// The origins (`http://host:port`, as a browser sends them) whose pages
+    /// may open a WebSocket to the room; by default only the server's own
+    /// page (the `Origin`'s host is the request's `Host`).
+    pub fn set_web_origins(&mut self, origins: Option<&'a [&'a str]>) {
+        self.web_origins = origins;
     }
 
     /// Makes the room ask every line client, after its nickname, for this
@@ -678,6 +696,9 @@ impl<'a> Room<'a> {
         let client = self.client_mut(id);
         match client.state {
             State::Greeting if now >= client.accepted + config.registration_timeout => {
+                if client.dialect == Dialect::Web && self.request_timed_out(id, now) {
+                    return;
+                }
                 let timeout = config.registration_timeout;
                 self.notice(id, format_args!("*** no nickname after {timeout}, closing"));
                 self.start_leaving(id, Reason::RegistrationTimeout, now);

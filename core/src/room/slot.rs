@@ -8,6 +8,7 @@ use super::bucket::{Bucket, Throttle};
 use super::farewell::Farewell;
 use super::framing::Input;
 use super::lists::{Linked, Links};
+use super::web::Web;
 use super::Reason;
 use crate::nick::{Nick, MAX_NICK};
 use crate::ring::{Cursor, Line, Recipient};
@@ -90,6 +91,8 @@ pub(super) struct Client {
     /// Wrong passwords so far, to get in or to become an operator.
     pub wrong_passwords: u8,
     pub operator: bool,
+    /// A browser's HTTP request, or its WebSocket.
+    pub web: Web,
 }
 
 /// The part of the log a client sees: broadcasts from when it joined, lines
@@ -140,6 +143,7 @@ impl Client {
         awaiting_password: false,
         wrong_passwords: 0,
         operator: false,
+        web: Web::NEW,
     };
 
     /// A new connection, about to be sent [`GREETING`], reading the log from
