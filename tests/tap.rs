@@ -16,7 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::netns::{
-    chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
+    a_browser_fetches_the_page_and_chats_with_a_line_client, chat_between_two_tutorial_clients_and_a_line_client,
+    Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
 };
 use tests::{bin, Proc, Transcript};
 
@@ -386,6 +387,18 @@ fn a_server_off_the_tap_devices_network_says_how_to_fix_it() {
             && log.contains(&format!("ip addr add 10.9.8.100/24 dev {TAP}")),
         "the warning:\n{log}"
     );
+}
+
+#[test]
+#[ignore = "needs root and /dev/net/tun"]
+fn a_browser_gets_the_page_and_chats_through_smoltcp() {
+    let setup = Setup::start("web", &[]);
+    let started = Instant::now();
+    a_browser_fetches_the_page_and_chats_with_a_line_client(&setup);
+    let log = setup.log();
+    assert!(log.contains("Connected with 192.168.69.100:") && log.contains(" (web)\n"), "the server's log:\n{log}");
+    assert!(log.contains("Nickname is wendy"), "the server's log:\n{log}");
+    eprintln!("web: {:?}", started.elapsed());
 }
 
 #[test]
