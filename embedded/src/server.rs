@@ -435,8 +435,11 @@ impl<'a> Server<'a> {
         slot.remote = None;
         slot.role = Role::Idle;
         if self.accepting {
-            self.listen(index, self.next_door());
-            debug!("socket {} listening again", index);
+            let door = self.next_door();
+            self.listen(index, door);
+            if let Role::Listening(_) = self.slots[index].role {
+                debug!("socket {} listening again, on port {}", index, self.port_of(door));
+            }
         }
     }
 

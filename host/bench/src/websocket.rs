@@ -39,7 +39,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -50,14 +50,14 @@ impl Rng {
 
     /// A frame's masking key.
     pub fn mask(&mut self) -> [u8; 4] {
-        (self.next() as u32).to_le_bytes()
+        (self.next_u64() as u32).to_le_bytes()
     }
 
     /// A `Sec-WebSocket-Key`: 16 random bytes in base64.
     pub fn key(&mut self) -> String {
         let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next().to_le_bytes());
+        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 }
