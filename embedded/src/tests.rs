@@ -185,6 +185,13 @@ impl<'s> Net<'s> {
         self.sockets.remove(conn.handle);
     }
 
+    /// A connection to `port` that is told `answer` (a refusal) and closed.
+    fn refused(&mut self, port: u16, answer: &[u8]) {
+        let mut conn = self.connect_to(port);
+        self.expect(&mut conn, core::str::from_utf8(answer).unwrap());
+        self.expect_closed(conn);
+    }
+
     /// A line client registered as `nick`.
     fn join(&mut self, nick: &str) -> Conn {
         let mut conn = self.connect();
@@ -234,13 +241,9 @@ fn the_connection_beyond_capacity_is_told_the_room_is_full() {
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
     net.expect(&mut alice, "bob joined!\n");
-    let mut extra = net.connect();
-    net.expect(&mut extra, core::str::from_utf8(ROOM_FULL).unwrap());
-    net.expect_closed(extra);
+    net.refused(PORT, ROOM_FULL);
     // The spare socket listens again: another one is told too.
-    let mut again = net.connect();
-    net.expect(&mut again, core::str::from_utf8(ROOM_FULL).unwrap());
-    net.expect_closed(again);
+    net.refused(PORT, ROOM_FULL);
     net.send(&bob, "still here\n");
     net.expect(&mut alice, "bob: still here\n");
     net.expect(&mut bob, "bob: still here\n");
@@ -321,12 +324,8 @@ fn a_full_room_is_told_so_on_both_ports() {
     net.expect(&mut alice, "bob joined!\ncarol joined!\n");
     net.expect(&mut bob, "carol joined!\n");
     for _ in 0..2 {
-        let mut extra = net.connect();
-        net.expect(&mut extra, core::str::from_utf8(ROOM_FULL).unwrap());
-        net.expect_closed(extra);
-        let mut browser = net.connect_to(WEB_PORT);
-        net.expect(&mut browser, core::str::from_utf8(WEB_ROOM_FULL).unwrap());
-        net.expect_closed(browser);
+        net.refused(PORT, ROOM_FULL);
+        net.refused(WEB_PORT, WEB_ROOM_FULL);
     }
     net.send(&bob, "still here\n");
     net.expect(&mut alice, "bob: still here\n");

@@ -121,6 +121,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let web_port = match args.web_port {
+        0 => None,
+        port if port == args.port => return Err(format!("--web-port {port} is the chat port too")),
+        port => Some(port),
+    };
     let mut device = open_tap(args)?;
     check_network(args);
 
@@ -149,11 +154,6 @@ fn run(args: &Args) -> Result<(), String> {
 
     let secrets = args.room.secrets()?;
     let capacity = args.room.capacity();
-    let web_port = match args.web_port {
-        0 => None,
-        port if port == args.port => return Err(format!("--web-port {port} is the chat port too")),
-        port => Some(port),
-    };
     // A socket per client, and a spare for each port: the connection one
     // beyond capacity is told the room is full, on either port.
     let sockets = capacity + 1 + usize::from(web_port.is_some());
