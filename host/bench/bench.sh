@@ -4,7 +4,9 @@
 #   host/bench/bench.sh [RUNS] [SECTION...]
 #
 # RUNS repetitions of each row (default 3); the sections (default all):
-# compare, web, paced, idle, tap, criterion, scale. Release builds of
+# compare, web, paced, idle, tap, criterion, scale; and, only when named,
+# versus (OLD_SERVER=path/to/an/older/chat-server: the same unpaced load on
+# this one and that one, alternating). Release builds of
 # chat-server, tap-server and chat-bench; each row runs RUNS times against a
 # fresh server and reports the median (and range); the scale rows run once
 # each (10,000 clients take a while to register). All
@@ -92,6 +94,24 @@ for _ in $(seq "$runs"); do
     done
     row web-line-c100 "$addr" -c 100 -m 100 -s 64
     row web-web-c100 "$web" -c 100 -m 100 -s 64 --dialect web
+    stop
+done
+fi
+
+if want versus; then
+# OLD_SERVER=path/to/an/older/chat-server: the same unpaced C=100 load on
+# both, alternating, so both see the same machine.
+if [ -z "${OLD_SERVER:-}" ]; then
+    echo "bench.sh: the versus section needs OLD_SERVER=path/to/an/older/chat-server" >&2
+    exit 2
+fi
+echo "==> this chat-server vs $OLD_SERVER, unpaced, C=100, M=100, S=64"
+for _ in $(seq "$runs"); do
+    start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+    row versus-new "$addr" -c 100 -m 100 -s 64
+    stop
+    start server "$OLD_SERVER" --listen 127.0.0.1:0 --no-throttle --capacity 11000
+    row versus-old "$addr" -c 100 -m 100 -s 64
     stop
 done
 fi
@@ -207,6 +227,10 @@ if runs("web-web-c100"):
     print(f"\nC=100 unpaced on one chat-server --web: line {span('web-line-c100')}, errors {errors('web-line-c100')}; "
           f"web {span('web-web-c100')}, errors {errors('web-web-c100')}; web ÷ line {web/line:.2f}")
     print(f"  latency p50 / p90 / p99 / max (ms): line {lat('web-line-c100')}, web {lat('web-web-c100')}")
+if runs("versus-new"):
+    new, old = rate("versus-new"), rate("versus-old")
+    print(f"\nversus, C=100 unpaced: this chat-server {span('versus-new')}, errors {errors('versus-new')}; "
+          f"the older one {span('versus-old')}, errors {errors('versus-old')}; this ÷ older {new/old:.2f}")
 if runs("paced-server"):
     print(f"\npaced C=100 R=10, latency p50 / p90 / p99 / max (ms): {lat('paced-server')}, errors {errors('paced-server')}")
 idle = runs("idle")
