@@ -84,6 +84,7 @@ fi
 
 if want web; then
 echo "==> web clients (WebSocket) vs line clients on one chat-server --web, unpaced, C=100, M=100, S=64"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for _ in $(seq "$runs"); do
     start server "$server" --listen 127.0.0.1:0 --web 127.0.0.1:0 --no-throttle --capacity 11000
     web=
@@ -92,10 +93,11 @@ for _ in $(seq "$runs"); do
         [ -n "$web" ] && break
         sleep 0.05
     done
-    row web-line-c100 "$addr" -c 100 -m 100 -s 64
-    row web-web-c100 "$web" -c 100 -m 100 -s 64 --dialect web
+    row web-line-c100 "$addr" -c 100 -m 100 -s 64 --server-pid "$pid"
+    row web-web-c100 "$web" -c 100 -m 100 -s 64 --dialect web --server-pid "$pid"
     stop
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
 if want versus; then
@@ -227,6 +229,10 @@ if runs("web-web-c100"):
     print(f"\nC=100 unpaced on one chat-server --web: line {span('web-line-c100')}, errors {errors('web-line-c100')}; "
           f"web {span('web-web-c100')}, errors {errors('web-web-c100')}; web ÷ line {web/line:.2f}")
     print(f"  latency p50 / p90 / p99 / max (ms): line {lat('web-line-c100')}, web {lat('web-web-c100')}")
+    cpu = lambda name, who: med([(r.get(who) or {}).get("ms_per_1000_deliveries", float("nan")) for r in runs(name)])
+    print(f"  CPU per 1,000 deliveries (ms): server line {cpu('web-line-c100', 'server_cpu'):.3f}, "
+          f"web {cpu('web-web-c100', 'server_cpu'):.3f}; chat-bench line {cpu('web-line-c100', 'bench_cpu'):.3f}, "
+          f"web {cpu('web-web-c100', 'bench_cpu'):.3f}")
 if runs("versus-new"):
     new, old = rate("versus-new"), rate("versus-old")
     print(f"\nversus, C=100 unpaced: this chat-server {span('versus-new')}, errors {errors('versus-new')}; "

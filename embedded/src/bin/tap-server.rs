@@ -50,7 +50,9 @@ const SIGNAL: Token = Token(1);
         tap-server runs the chat room on smoltcp, a TCP/IP stack of its own, whose Ethernet link to \
         this machine's kernel is a TAP device: the same server loop as the firmware. Clients on this \
         machine connect to --address, e.g. `nc 192.168.69.1 55555`. It speaks the protocol in \
-        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client.\n\n\
+        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client; \
+        browsers get the chat page on --web-port (http://192.168.69.1/) and join the same room over \
+        its WebSocket.\n\n\
         The room's flags (--capacity, --ring, --burst, --rate, --no-throttle, \
         --registration-timeout) are chat-server's too. Where chat-server takes --listen \
         ADDRESS:PORT on this machine's stack, tap-server takes the address of its own stack, with \
