@@ -34,11 +34,7 @@ fn loopback(n: u8) -> Ipv4Addr {
 
 /// A line client from `from` that registers `nick` in an open room.
 fn joined(server: &ChatServer, from: u8, nick: &str) -> Raw {
-    let mut raw = Raw::connect_from(&server.addr, loopback(from));
-    raw.expect("NICK");
-    raw.send(format!("{nick}\n").as_bytes());
-    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-    raw
+    Raw::connect_from(&server.addr, loopback(from)).register(nick)
 }
 
 #[test]

@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 use tests::{ChatServer, Raw, WAIT};
 
-/// A registered line client.
-fn join(server: &ChatServer, nick: &str) -> Raw {
-    let mut raw = Raw::connect(&server.addr);
-    raw.expect("NICK");
-    raw.send(format!("{nick}\n").as_bytes());
-    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-    raw
-}
-
 /// Reads lines until one equals `line` (with its `\n`); returns those before.
 fn until(raw: &mut Raw, line: &str) -> Vec<String> {
     let mut before = Vec::new();
@@ -45,7 +36,7 @@ fn server_rss_kib(server: &ChatServer) -> u64 {
 fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins() {
     let server = ChatServer::start(&["--registration-timeout", "2", "--capacity", "60"]);
     let mut lurkers: Vec<Raw> = (0..50).map(|_| Raw::connect(&server.addr)).collect();
-    let mut alice = join(&server, "alice");
+    let mut alice = Raw::join(&server.addr, "alice");
     for lurker in &mut lurkers {
         lurker.expect("NICK");
         assert_eq!(lurker.rest(), "*** no nickname after 2 s, closing\n");
@@ -58,9 +49,9 @@ fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_
 fn flooder_is_throttled_and_nothing_it_says_is_lost() {
     // Flood control tuned so 10,000 lines take about 5 s instead of 80 min.
     let server = ChatServer::start(&["--burst", "20", "--rate", "1000"]);
-    let mut watcher = join(&server, "watcher");
-    let mut alice = join(&server, "alice");
-    let mut flood = join(&server, "flood");
+    let mut watcher = Raw::join(&server.addr, "watcher");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut flood = Raw::join(&server.addr, "flood");
     watcher.expect("alice joined!\nflood joined!\n");
     alice.expect("flood joined!\n");
     let sender = std::thread::spawn(move || {
@@ -88,8 +79,8 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
     SockRef::from(slow.stream()).set_recv_buffer_size(4096).expect("small receive buffer");
     slow.expect("NICK");
     slow.send(b"slow\n");
-    let mut alice = join(&server, "alice");
-    let mut bob = join(&server, "bob");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
     alice.expect("bob joined!\n");
     // The slow reader reads nothing until the room has dropped it, then
     // everything, as fast as it can: what it gets is what the server had
@@ -144,8 +135,8 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
 #[test]
 fn hostile_bytes_are_cleaned_or_refused() {
     let server = ChatServer::start(&["--no-throttle"]);
-    let mut alice = join(&server, "alice");
-    let mut bob = join(&server, "bob");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
     alice.expect("bob joined!\n");
     // A megabyte without a newline: one notice, the connection stays.
     let mut evil = Raw::connect(&server.addr);
@@ -175,10 +166,10 @@ fn hostile_bytes_are_cleaned_or_refused() {
 #[test]
 fn nobody_can_speak_as_someone_else() {
     let server = ChatServer::start(&[]);
-    let mut alice = join(&server, "alice");
-    let mut bob = join(&server, "bob");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
     alice.expect("bob joined!\n");
-    let mut mallory = join(&server, "mallory");
+    let mut mallory = Raw::join(&server.addr, "mallory");
     alice.expect("mallory joined!\n");
     bob.expect("mallory joined!\n");
     mallory.send(b"bob: hi\n\rbob: hi\n");
@@ -195,9 +186,9 @@ fn nobody_can_speak_as_someone_else() {
 #[test]
 fn reset_mid_line_and_half_close() {
     let server = ChatServer::start(&[]);
-    let mut alice = join(&server, "alice");
+    let mut alice = Raw::join(&server.addr, "alice");
     // A peer that resets in the middle of a line.
-    let rst = join(&server, "rst");
+    let rst = Raw::join(&server.addr, "rst");
     alice.expect("rst joined!\n");
     let mut rst = rst;
     rst.send(b"half a li");
@@ -206,7 +197,7 @@ fn reset_mid_line_and_half_close() {
     alice.expect("rst left!\n");
     // A peer that half-closes: its last line (even unterminated) is said,
     // it still receives its echo and `left!`, then the server closes.
-    let mut half = join(&server, "half");
+    let mut half = Raw::join(&server.addr, "half");
     alice.expect("half joined!\n");
     half.send(b"bye now\nlast words");
     half.shutdown_write();
@@ -220,7 +211,7 @@ fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
     // A small log, so it has wrapped (all its pages touched) long before
     // memory is first measured.
     let server = ChatServer::start(&["--capacity", "64", "--ring", "16384"]);
-    let mut alice = join(&server, "alice");
+    let mut alice = Raw::join(&server.addr, "alice");
     let watcher = std::thread::spawn(move || {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2 * CYCLES {
@@ -263,9 +254,9 @@ fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
 #[test]
 fn a_full_room_refuses_politely_again_and_again() {
     let server = ChatServer::start(&["--capacity", "3"]);
-    let mut alice = join(&server, "alice");
-    let mut bob = join(&server, "bob");
-    let _carol = join(&server, "carol");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
+    let _carol = Raw::join(&server.addr, "carol");
     alice.expect("bob joined!\ncarol joined!\n");
     for _ in 0..20 {
         let mut extra = Raw::connect(&server.addr);

@@ -4,28 +4,18 @@
 
 use tests::{seed_client, ChatServer, Raw};
 
-/// A raw line client registered as `nick`; returns it after its
-/// `Connected to server!`.
-fn joined(addr: &str, nick: &str) -> Raw {
-    let mut raw = Raw::connect(addr);
-    raw.expect("NICK");
-    raw.send(format!("{nick}\n").as_bytes());
-    raw.expect(&format!("{nick} joined!\nConnected to server!\n"));
-    raw
-}
-
 #[test]
 fn a_newcomer_sees_the_last_lines_and_private_ones_stay_private() {
     let server = ChatServer::start(&["--history", "3"]);
-    let mut alice = joined(&server.addr, "alice");
-    let mut bob = joined(&server.addr, "bob");
+    let mut alice = Raw::join(&server.addr, "alice");
+    let mut bob = Raw::join(&server.addr, "bob");
     bob.expect("*** history: the last line of the room\nalice joined!\n*** end of history\n");
     alice.expect("bob joined!\n");
     alice.send(b"one\n/msg bob for bob only\ntwo\nthree\n");
     alice.expect("alice: one\n-> *bob* for bob only\nalice: two\nalice: three\n");
     bob.expect("alice: one\n*alice* for bob only\nalice: two\nalice: three\n");
 
-    let mut carol = joined(&server.addr, "carol");
+    let mut carol = Raw::join(&server.addr, "carol");
     carol.expect(
         "*** history: the last 3 lines of the room\nalice: one\nalice: two\nalice: three\n*** end of history\n",
     );
@@ -37,13 +27,13 @@ fn a_newcomer_sees_the_last_lines_and_private_ones_stay_private() {
 #[test]
 fn the_default_replays_twenty_lines_and_the_tutorial_s_client_none() {
     let server = ChatServer::start(&["--history", "20", "--no-throttle"]);
-    let mut alice = joined(&server.addr, "alice");
+    let mut alice = Raw::join(&server.addr, "alice");
     let said: String = (1..=25).map(|i| format!("line {i}\n")).collect();
     alice.send(said.as_bytes());
     let heard: String = (1..=25).map(|i| format!("alice: line {i}\n")).collect();
     alice.expect(&heard);
 
-    let mut bob = joined(&server.addr, "bob");
+    let mut bob = Raw::join(&server.addr, "bob");
     let last: String = (6..=25).map(|i| format!("alice: line {i}\n")).collect();
     bob.expect(&format!("*** history: the last 20 lines of the room\n{last}*** end of history\n"));
 

@@ -12,7 +12,10 @@
 /// The first bytes on every connection, with no terminator. The tutorial's
 /// client answers them with its nickname; a line client with its nickname
 /// and `\n`.
-pub const GREETING: &[u8] = b"NICK";
+pub const GREETING: &[u8] = GREETING_TEXT.as_bytes();
+
+/// [`GREETING`] as text, for clients that match lines.
+pub const GREETING_TEXT: &str = "NICK";
 
 /// What a newcomer is told, after its own `{nick} joined!`, once it is in
 /// the room: from here on it may chat.
@@ -105,6 +108,38 @@ pub enum Dialect {
     Web,
 }
 
+impl Dialect {
+    /// Its name on command lines and in reports: `line`, `seed`, `web`
+    /// (`unknown` before the nickname).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dialect::Unknown => "unknown",
+            Dialect::Line => "line",
+            Dialect::Seed => "seed",
+            Dialect::Web => "web",
+        }
+    }
+}
+
+impl core::str::FromStr for Dialect {
+    type Err = UnknownDialect;
+
+    /// `line`, `seed` or `web`.
+    fn from_str(name: &str) -> Result<Dialect, UnknownDialect> {
+        [Dialect::Line, Dialect::Seed, Dialect::Web].into_iter().find(|d| d.name() == name).ok_or(UnknownDialect)
+    }
+}
+
+/// A dialect's name that is none of `line`, `seed`, `web`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownDialect;
+
+impl core::fmt::Display for UnknownDialect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("not a dialect: `line`, `seed` or `web`")
+    }
+}
+
 /// A seed-dialect client's view of UTF-8 text: one byte per character, `?`
 /// for anything that is not ASCII (the tutorial's client decodes ASCII and
 /// dies on anything else).
@@ -115,6 +150,14 @@ pub fn seed_ascii(text: &[u8]) -> impl Iterator<Item = u8> + '_ {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn dialects_are_named_both_ways() {
+        for dialect in [Dialect::Line, Dialect::Seed, Dialect::Web] {
+            assert_eq!(dialect.name().parse(), Ok(dialect));
+        }
+        assert_eq!("unknown".parse::<Dialect>(), Err(UnknownDialect));
+    }
 
     #[test]
     fn seed_ascii_is_one_byte_per_character() {

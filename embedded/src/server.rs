@@ -39,9 +39,11 @@ const _: () = {
 /// Keep-alive probes on idle connections, and the silence after which a
 /// connection is reset: a peer that vanished without a FIN or RST (cable
 /// pulled, host powered off) frees its socket and its room slot within
-/// `TIMEOUT`, while an idle but live client answers the probes and stays.
-const KEEP_ALIVE: Duration = Duration::from_secs(30);
-const TIMEOUT: Duration = Duration::from_secs(90);
+/// `TIMEOUT` (about a minute, as `chat-server`'s TCP keepalive: 20 s idle,
+/// then 4 probes 5 s apart), while an idle but live client answers the
+/// probes and stays.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the server is on the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

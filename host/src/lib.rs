@@ -7,4 +7,5 @@
 
 pub mod client;
 pub mod conn;
+pub mod keepalive;
 pub mod server;

@@ -87,6 +87,8 @@ pub struct Server<'a> {
     accept_again: Option<Instant>,
     /// When a shutdown gives up waiting for output to drain.
     shutdown_by: Option<Instant>,
+    /// Silence before TCP keepalive probes a client ([`crate::keepalive`]).
+    keepalive: Duration,
 }
 
 impl<'a> Server<'a> {
@@ -119,7 +121,14 @@ impl<'a> Server<'a> {
             clock: std::time::Instant::now(),
             accept_again: None,
             shutdown_by: None,
+            keepalive: crate::keepalive::IDLE,
         })
+    }
+
+    /// Probes a silent client after `idle` instead of [`crate::keepalive::IDLE`].
+    pub fn with_keepalive(mut self, idle: Duration) -> Server<'a> {
+        self.keepalive = idle;
+        self
     }
 
     /// The address the server listens on.
@@ -224,6 +233,10 @@ impl<'a> Server<'a> {
             if let Err(e) = stream.set_nodelay(true) {
                 warn!("{peer}: cannot set TCP_NODELAY: {e}");
             }
+            // A client that vanished without a word is noticed, not kept.
+            if let Err(e) = crate::keepalive::enable(&stream, self.keepalive) {
+                warn!("{peer}: cannot turn on TCP keepalive: {e}");
+            }
             let accepted = match door {
                 Door::Chat => self.room.accept(now, Some(peer.ip())),
                 Door::Web => self.room.accept_web(now, Some(peer.ip())),
@@ -270,7 +283,8 @@ impl<'a> Server<'a> {
         let mut drained = [0u8; 64];
         while matches!(self.signals.read(&mut drained), Ok(n) if n > 0) {}
         if self.shutdown_by.is_none() {
-            info!("shutting down: telling {} clients", self.room.len());
+            let clients = self.room.len();
+            info!("shutting down: telling {clients} client{}", if clients == 1 { "" } else { "s" });
             self.room.shutdown(now);
             self.shutdown_by = Some(now + self.room.config().drain_timeout);
         }

@@ -282,6 +282,20 @@ impl Raw {
         Raw { stream, reader }
     }
 
+    /// Connects to `addr` and registers as `nick`; returns it after its
+    /// `Connected to server!`.
+    pub fn join(addr: &str, nick: &str) -> Raw {
+        Raw::connect(addr).register(nick)
+    }
+
+    /// Registers as `nick` in a room without a password or history.
+    pub fn register(mut self, nick: &str) -> Raw {
+        self.expect("NICK");
+        self.send(format!("{nick}\n").as_bytes());
+        self.expect(&format!("{nick} joined!\nConnected to server!\n"));
+        self
+    }
+
     /// Sends bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");

@@ -24,6 +24,6 @@ pub mod server;
 pub mod websocket;
 
 pub use ceiling::{ceiling, Ceiling};
-pub use plan::{parse_dialect, Dialect, Plan};
+pub use plan::{Dialect, Plan};
 pub use report::{table, Report};
 pub use run::run;

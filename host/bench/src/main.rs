@@ -141,7 +141,7 @@ struct Cli {
     /// How the clients speak: `line` (like nc), `seed` (like the
     /// tutorial's Python client) or `web` (a browser's WebSocket; ADDR is
     /// the server's web listener).
-    #[arg(short, long, value_parser = bench::parse_dialect, default_value = "line")]
+    #[arg(short, long, value_parser = parse_dialect, default_value = "line")]
     dialect: Dialect,
 
     /// Only the first K clients send messages [default: all; 10 with
@@ -437,5 +437,14 @@ fn emit(cli: &Cli, output: &impl Serialize, table: &str) {
         }
     } else {
         print!("{table}");
+    }
+}
+
+/// The dialect the bench's clients speak: `line`, `seed` or `web`.
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name.parse() {
+        Ok(dialect @ (Dialect::Line | Dialect::Seed | Dialect::Web)) => Ok(dialect),
+        Ok(other) => Err(format!("chat-bench does not speak {}", other.name())),
+        Err(e) => Err(e.to_string()),
     }
 }

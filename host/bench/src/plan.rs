@@ -14,25 +14,6 @@ use crate::message;
 /// names the command line and the reports use.
 pub use chat_core::Dialect;
 
-/// A dialect's name on the command line and in reports.
-pub fn dialect_name(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Seed => "seed",
-        Dialect::Web => "web",
-        _ => "line",
-    }
-}
-
-/// The dialect named `name` (`line`, `seed` or `web`), for the command line.
-pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
-    match name {
-        "line" => Ok(Dialect::Line),
-        "seed" => Ok(Dialect::Seed),
-        "web" => Ok(Dialect::Web),
-        other => Err(format!("unknown dialect {other:?}: `line`, `seed` or `web`")),
-    }
-}
-
 /// What the server says once a client is registered. chat-server's seed
 /// dialect, like the tutorial's server, sends it with no terminator; a web
 /// client's frames are read as lines (see [`crate::websocket`]).
@@ -45,7 +26,7 @@ pub fn registered(dialect: Dialect) -> Vec<u8> {
 }
 
 fn serialize_dialect<S: serde::Serializer>(dialect: &Dialect, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(dialect_name(*dialect))
+    serializer.serialize_str(dialect.name())
 }
 
 /// What a run is asked to do. Serialised (its shape only, not how the bench

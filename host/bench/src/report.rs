@@ -119,7 +119,7 @@ impl Report {
                     plan.speakers,
                     plan.messages,
                     plan.size,
-                    crate::plan::dialect_name(plan.dialect)
+                    plan.dialect.name()
                 ),
             ),
             ("registered", format!("{} in {:.3} s", timing.registered, timing.register_secs)),
