@@ -19,6 +19,9 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The longest response head the decoder waits for before giving up.
 const MAX_HEAD: usize = 8192;
 
+/// The longest frame the decoder waits for: the room's are a line each.
+const MAX_FRAME: usize = 1 << 20;
+
 /// The frames' opcodes (RFC 6455, 5.2).
 const CONTINUATION: u8 = 0x0;
 const TEXT: u8 = 0x1;
@@ -219,6 +222,9 @@ fn next_frame(bytes: &[u8]) -> Result<Option<Parsed>, Broken> {
         },
         len => (usize::from(len), 2),
     };
+    if len > MAX_FRAME {
+        return Err(Broken::Frame(format!("a frame of {len} bytes")));
+    }
     if bytes.len() - at < len {
         return Ok(None);
     }
@@ -305,6 +311,9 @@ mod tests {
         let wrong_key = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n";
         let got = Receiver::new(KEY).receive(wrong_key.as_bytes(), &mut Vec::new(), &mut Vec::new(), &mut Rng::new());
         assert!(matches!(got, Err(Broken::Refused(_))), "{got:?}");
+        let huge = [0x81, 127, 0, 0, 0, 0, 0x10, 0, 0, 1];
+        let got = upgraded().receive(&huge, &mut Vec::new(), &mut Vec::new(), &mut Rng::new());
+        assert_eq!(got, Err(Broken::Frame("a frame of 268435457 bytes".into())));
         for frame in [[0x81, 0x81, 0, 0, 0, 0, b'x'], [0x82, 1, b'x', 0, 0, 0, 0], [0xC1, 1, b'x', 0, 0, 0, 0]] {
             let got = upgraded().receive(&frame, &mut Vec::new(), &mut Vec::new(), &mut Rng::new());
             assert!(matches!(got, Err(Broken::Frame(_))), "{frame:?}: {got:?}");
