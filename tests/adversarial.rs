@@ -1,14 +1,66 @@
 //! Hostile peers against `chat-server`. Each case asserts what the
 //! well-behaved clients in the room saw: nothing a peer sends may crash the
 //! server, stall the others, or make a connected client silently miss a line.
+//!
+//! The cases that do not depend on the transport run twice ([`both!`]): in
+//! `plain::`, every client on the plain listener; in `tls::`, every client on
+//! the TLS listener (`--tls-self-signed`, clients pinning its fingerprint).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tests::{ChatServer, Raw, WAIT};
+
+/// Which listener a case's clients use.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Plain,
+    Tls,
+}
+
+/// The server for a case: `chat-server ARGS`, with a TLS listener if the
+/// case runs over TLS.
+fn start(via: Via, args: &[&str]) -> ChatServer {
+    match via {
+        Via::Plain => ChatServer::start(args),
+        Via::Tls => ChatServer::start_tls(&[args, &["--tls-self-signed"]].concat()),
+    }
+}
+
+/// A new connection to the listener the server's clients use.
+fn connect(server: &ChatServer) -> Raw {
+    match server.tls {
+        None => Raw::connect(&server.addr),
+        Some((ref addr, ref fingerprint)) => Raw::connect_tls(addr, fingerprint),
+    }
+}
+
+/// Runs each named case (`fn case(via: Via)`) as `plain::case` and `tls::case`.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod plain {
+            $(#[test] fn $case() { super::$case(super::Via::Plain) })*
+        }
+        mod tls {
+            $(#[test] fn $case() { super::$case(super::Via::Tls) })*
+        }
+    };
+}
+
+both!(
+    slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins,
+    flooder_is_throttled_and_nothing_it_says_is_lost,
+    slow_reader_is_told_why_and_nobody_else_loses_a_line,
+    hostile_bytes_are_cleaned_or_refused,
+    nobody_can_speak_as_someone_else,
+    reset_mid_line_and_half_close,
+);
+
+/// A registered line client on the listener the case's clients use.
+fn join(server: &ChatServer, nick: &str) -> Raw {
+    connect(server).register(nick)
+}
 
 /// Reads lines until one equals `line` (with its `\n`); returns those before.
 fn until(raw: &mut Raw, line: &str) -> Vec<String> {
@@ -32,11 +84,10 @@ fn server_rss_kib(server: &ChatServer) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins() {
-    let server = ChatServer::start(&["--registration-timeout", "2", "--capacity", "60"]);
-    let mut lurkers: Vec<Raw> = (0..50).map(|_| Raw::connect(&server.addr)).collect();
-    let mut alice = Raw::join(&server.addr, "alice");
+fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_joins(via: Via) {
+    let server = start(via, &["--registration-timeout", "2", "--capacity", "60"]);
+    let mut lurkers: Vec<Raw> = (0..50).map(|_| connect(&server)).collect();
+    let mut alice = join(&server, "alice");
     for lurker in &mut lurkers {
         lurker.expect("NICK");
         assert_eq!(lurker.rest(), "*** no nickname after 2 s, closing\n");
@@ -45,13 +96,12 @@ fn slowloris_connections_are_closed_at_the_registration_timeout_and_never_block_
     alice.expect("alice: hello\n");
 }
 
-#[test]
-fn flooder_is_throttled_and_nothing_it_says_is_lost() {
+fn flooder_is_throttled_and_nothing_it_says_is_lost(via: Via) {
     // Flood control tuned so 10,000 lines take about 5 s instead of 80 min.
-    let server = ChatServer::start(&["--burst", "20", "--rate", "1000"]);
-    let mut watcher = Raw::join(&server.addr, "watcher");
-    let mut alice = Raw::join(&server.addr, "alice");
-    let mut flood = Raw::join(&server.addr, "flood");
+    let server = start(via, &["--burst", "20", "--rate", "1000"]);
+    let mut watcher = join(&server, "watcher");
+    let mut alice = join(&server, "alice");
+    let mut flood = join(&server, "flood");
     watcher.expect("alice joined!\nflood joined!\n");
     alice.expect("flood joined!\n");
     let sender = std::thread::spawn(move || {
@@ -72,15 +122,14 @@ fn flooder_is_throttled_and_nothing_it_says_is_lost() {
     drop(sender.join());
 }
 
-#[test]
-fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
-    let server = ChatServer::start(&["--no-throttle", "--ring", "65536"]);
-    let mut slow = Raw::connect(&server.addr);
+fn slow_reader_is_told_why_and_nobody_else_loses_a_line(via: Via) {
+    let server = start(via, &["--no-throttle", "--ring", "65536"]);
+    let mut slow = connect(&server);
     SockRef::from(slow.stream()).set_recv_buffer_size(4096).expect("small receive buffer");
     slow.expect("NICK");
     slow.send(b"slow\n");
-    let mut alice = Raw::join(&server.addr, "alice");
-    let mut bob = Raw::join(&server.addr, "bob");
+    let mut alice = join(&server, "alice");
+    let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
     // The slow reader reads nothing until the room has dropped it, then
     // everything, as fast as it can: what it gets is what the server had
@@ -132,14 +181,13 @@ fn slow_reader_is_told_why_and_nobody_else_loses_a_line() {
     );
 }
 
-#[test]
-fn hostile_bytes_are_cleaned_or_refused() {
-    let server = ChatServer::start(&["--no-throttle"]);
-    let mut alice = Raw::join(&server.addr, "alice");
-    let mut bob = Raw::join(&server.addr, "bob");
+fn hostile_bytes_are_cleaned_or_refused(via: Via) {
+    let server = start(via, &["--no-throttle"]);
+    let mut alice = join(&server, "alice");
+    let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
     // A megabyte without a newline: one notice, the connection stays.
-    let mut evil = Raw::connect(&server.addr);
+    let mut evil = connect(&server);
     evil.expect("NICK");
     evil.send(b"evil\n");
     evil.expect("evil joined!\nConnected to server!\n");
@@ -163,13 +211,12 @@ fn hostile_bytes_are_cleaned_or_refused() {
     }
 }
 
-#[test]
-fn nobody_can_speak_as_someone_else() {
-    let server = ChatServer::start(&[]);
-    let mut alice = Raw::join(&server.addr, "alice");
-    let mut bob = Raw::join(&server.addr, "bob");
+fn nobody_can_speak_as_someone_else(via: Via) {
+    let server = start(via, &[]);
+    let mut alice = join(&server, "alice");
+    let mut bob = join(&server, "bob");
     alice.expect("bob joined!\n");
-    let mut mallory = Raw::join(&server.addr, "mallory");
+    let mut mallory = join(&server, "mallory");
     alice.expect("mallory joined!\n");
     bob.expect("mallory joined!\n");
     mallory.send(b"bob: hi\n\rbob: hi\n");
@@ -183,12 +230,11 @@ fn nobody_can_speak_as_someone_else() {
     mallory.expect("*** nickname \"***\" refused: it starts with '/', '*', '!' or '#'\n");
 }
 
-#[test]
-fn reset_mid_line_and_half_close() {
-    let server = ChatServer::start(&[]);
-    let mut alice = Raw::join(&server.addr, "alice");
+fn reset_mid_line_and_half_close(via: Via) {
+    let server = start(via, &[]);
+    let mut alice = join(&server, "alice");
     // A peer that resets in the middle of a line.
-    let rst = Raw::join(&server.addr, "rst");
+    let rst = join(&server, "rst");
     alice.expect("rst joined!\n");
     let mut rst = rst;
     rst.send(b"half a li");
@@ -197,7 +243,7 @@ fn reset_mid_line_and_half_close() {
     alice.expect("rst left!\n");
     // A peer that half-closes: its last line (even unterminated) is said,
     // it still receives its echo and `left!`, then the server closes.
-    let mut half = Raw::join(&server.addr, "half");
+    let mut half = join(&server, "half");
     alice.expect("half joined!\n");
     half.send(b"bye now\nlast words");
     half.shutdown_write();
@@ -207,38 +253,39 @@ fn reset_mid_line_and_half_close() {
 
 #[test]
 fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
-    const CYCLES: usize = 10_000;
+    cycles_leave_no_descriptor_or_memory_behind(Via::Plain, 10_000);
+}
+
+/// The same over TLS, a full handshake each time (fewer cycles: a handshake
+/// in a debug build costs milliseconds).
+#[test]
+fn two_thousand_tls_sessions_leave_no_descriptor_or_memory_behind() {
+    cycles_leave_no_descriptor_or_memory_behind(Via::Tls, 2_000);
+}
+
+fn cycles_leave_no_descriptor_or_memory_behind(via: Via, cycles: usize) {
     // A small log, so it has wrapped (all its pages touched) long before
     // memory is first measured.
-    let server = ChatServer::start(&["--capacity", "64", "--ring", "16384"]);
-    let mut alice = Raw::join(&server.addr, "alice");
+    let server = start(via, &["--capacity", "64", "--ring", "16384"]);
+    let mut alice = join(&server, "alice");
     let watcher = std::thread::spawn(move || {
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..2 * CYCLES {
+        for _ in 0..2 * cycles {
             assert!(seen.insert(alice.line()), "a line twice");
         }
         (seen, alice)
     });
     let fds = server.open_fds();
     let mut rss_after_warmup = 0;
-    for i in 0..CYCLES {
-        let mut stream = TcpStream::connect(&server.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let mut nick = [0; 4];
-        stream.read_exact(&mut nick).expect("NICK");
-        stream.write_all(format!("c{i}\n").as_bytes()).expect("nick");
-        let expected = format!("c{i} joined!\nConnected to server!\n");
-        let mut joined = vec![0; expected.len()];
-        stream.read_exact(&mut joined).expect("joined");
-        assert_eq!(String::from_utf8_lossy(&joined), expected, "cycle {i}");
-        drop(stream);
-        if i == 1000 {
+    for i in 0..cycles {
+        drop(join(&server, &format!("c{i}")));
+        if i == cycles / 10 {
             rss_after_warmup = server_rss_kib(&server);
         }
     }
     // alice saw every one come and go.
     let (seen, _alice) = watcher.join().expect("alice's reader");
-    for i in 0..CYCLES {
+    for i in 0..cycles {
         assert!(seen.contains(&format!("c{i} joined!\n")) && seen.contains(&format!("c{i} left!\n")), "cycle {i}");
     }
     let deadline = Instant::now() + WAIT;
@@ -247,7 +294,7 @@ fn ten_thousand_cycles_leave_no_descriptor_or_memory_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rss = server_rss_kib(&server);
-    eprintln!("server RSS after 1,000 cycles: {rss_after_warmup} KiB; after 10,000: {rss} KiB");
+    eprintln!("{via:?}: server RSS after {} cycles: {rss_after_warmup} KiB; after {cycles}: {rss} KiB", cycles / 10);
     assert!(rss <= rss_after_warmup + 256, "memory grew: {rss_after_warmup} KiB -> {rss} KiB");
 }
 

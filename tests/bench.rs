@@ -57,6 +57,18 @@ fn line_clients_on_chat_server_receive_everything() {
     assert!(json.contains("\"latency_us\":{\"count\":900,"), "6 x 5 x 30 latencies, echoes excluded: {json}");
 }
 
+/// 100 clients unpaced: the server has runs of lines larger than rustls
+/// takes in one write for each (this once stalled them until the next line).
+#[test]
+fn line_clients_over_tls_receive_everything() {
+    let server = ChatServer::start_tls(&["--no-throttle", "--tls-self-signed"]);
+    let addr = server.tls_addr();
+    let (code, json, output) = bench(&[addr, "--pin", server.fingerprint(), "-c", "100", "-m", "100", "--settle", "2"]);
+    assert_clean(code, &json, &output, 100 * 100 * 100);
+    // Only TLS clients were there.
+    assert_eq!(server.proc.stderr.text().matches("(TLS)").count(), 100, "{}", server.proc.stderr.text());
+}
+
 #[test]
 fn seed_clients_on_chat_server_receive_everything() {
     let server = ChatServer::start(&["--no-throttle"]);

@@ -639,7 +639,7 @@ fn chat_client_reconnects_as_the_same_nickname() {
     assert_eq!(listening_addr(&second), addr);
     let out = alice.stdout.wait_for_n("Connected to server!\n", 2);
     assert!(out.contains(&format!("*** reconnected to {addr}\nalice joined!\nConnected to server!\n")), "{out}");
-    let second = ChatServer { proc: second, addr: addr.clone() };
+    let second = ChatServer { proc: second, addr: addr.clone(), tls: None };
     let mut bob = Raw::join(&second.addr, "bob");
     alice.type_in("back again\n");
     assert_eq!(lines_from(&mut bob, "alice: ", 1), ["back again"]);

@@ -45,6 +45,8 @@ have ip && have ss || apt_install iproute2
 have kill || apt_install procps
 # The firmware's test boots it on QEMU's lm3s6965evb and decodes its log.
 have qemu-system-arm || apt_install qemu-system-arm
+# tests/tls.rs talks to chat-server with `openssl s_client`.
+have openssl || apt_install openssl
 have defmt-print || cargo install defmt-print --locked
 
 step "cargo fmt --all --check"

@@ -1579,3 +1579,23 @@ fn a_browser_gets_history_and_a_too_slow_browser_is_told_in_a_frame() {
 }
 
 const TOO_SLOW_TEXT: &[u8] = b"*** disconnected: you read more slowly than the room talks and missed lines";
+
+/// Found by the fuzzer: a client whose connection failed while its cursor
+/// was on the log's oldest line was dropped as too slow by its own `left!`
+/// line, and the room saw it leave twice.
+#[test]
+fn a_client_disconnected_while_it_is_the_slowest_reader_leaves_once() {
+    for lines in 110..130 {
+        let mut sim = Sim::unthrottled();
+        let alice = sim.line_client("alice");
+        let bob = sim.line_client("bob");
+        sim.recv(alice);
+        for _ in 0..lines {
+            sim.send(bob, b"x\n");
+            sim.recv(alice);
+        }
+        sim.room.disconnect(bob, Reason::Io(embedded_io::ErrorKind::ConnectionReset));
+        sim.step();
+        assert_eq!(sim.recv(alice), "bob left!\n", "after {lines} lines");
+    }
+}

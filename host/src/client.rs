@@ -36,6 +36,7 @@ use reedline::{
     Suggestion,
 };
 
+use crate::tls_client::{Stream, TlsOptions};
 use chat_core::wire::{CONNECTED, DEFAULT_PORT, MAX_LINE, WRONG_PASSWORD};
 pub use chat_core::Dialect;
 
@@ -136,6 +137,9 @@ pub struct Options {
     /// noticed about twice that long later (at most 20 s more).
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = crate::keepalive::parse_secs)]
     pub keepalive: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
 }
 
 /// The dialects a terminal client speaks (PROTOCOL.md, "Two dialects"):
@@ -224,7 +228,7 @@ fn run_inner(options: Options) -> Result<(), Failure> {
     };
     let screen = Screen { output: Arc::new(Mutex::new(output)), looks };
     // The editor is already reading what the user types ahead.
-    let stream = match connect(&options.addr, options.keepalive) {
+    let stream = match connect(&options.addr, options.keepalive, &options.tls) {
         Ok(stream) => stream,
         Err(failure) => {
             let mut input = input;
@@ -236,6 +240,7 @@ fn run_inner(options: Options) -> Result<(), Failure> {
         addr: options.addr,
         dialect: options.dialect,
         keepalive: options.keepalive,
+        tls: options.tls,
         stream,
         events,
         events_tx,
@@ -250,8 +255,10 @@ fn run_inner(options: Options) -> Result<(), Failure> {
     result
 }
 
-/// Connects to the first of `addr`'s addresses that answers, with keepalive.
-fn connect(addr: &str, keepalive: Duration) -> Result<TcpStream, Failure> {
+/// Connects to the first of `addr`'s addresses that answers, with keepalive,
+/// and through TLS if `tls` says so (a failed handshake is not retried
+/// elsewhere, nor in plain text).
+fn connect(addr: &str, keepalive: Duration, tls: &TlsOptions) -> Result<Stream, Failure> {
     let fail = |err| Failure::Connect { addr: addr.to_owned(), err };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
     for candidate in addr.to_socket_addrs().map_err(fail)? {
@@ -263,7 +270,7 @@ fn connect(addr: &str, keepalive: Duration) -> Result<TcpStream, Failure> {
                 if let Err(err) = crate::keepalive::enable(&stream, keepalive) {
                     warn!("{addr}: cannot turn on TCP keepalive: {err}");
                 }
-                return Ok(stream);
+                return crate::tls_client::connect(stream, addr, tls).map_err(fail);
             }
             Err(err) => last = err,
         }
@@ -538,7 +545,7 @@ fn mentions(text: &str, me: &str) -> Vec<(usize, usize)> {
 }
 
 /// Starts a network thread for `stream`.
-fn spawn_receiver(stream: TcpStream, dialect: Dialect, screen: Screen, events: Sender<Event>, shared: Arc<Shared>) {
+fn spawn_receiver(stream: Stream, dialect: Dialect, screen: Screen, events: Sender<Event>, shared: Arc<Shared>) {
     thread::spawn(move || {
         let closed = receive(stream, dialect, &screen, &events, &shared);
         let _ = events.send(Event::Closed(closed));
@@ -546,13 +553,7 @@ fn spawn_receiver(stream: TcpStream, dialect: Dialect, screen: Screen, events: S
 }
 
 /// Reads and shows everything the server sends, until the connection ends.
-fn receive(
-    mut stream: TcpStream,
-    dialect: Dialect,
-    screen: &Screen,
-    events: &Sender<Event>,
-    shared: &Shared,
-) -> Closed {
+fn receive(mut stream: Stream, dialect: Dialect, screen: &Screen, events: &Sender<Event>, shared: &Shared) -> Closed {
     let mut splitter = Splitter::new(dialect);
     let mut session = Session::new(dialect);
     let mut buf = [0; 4096];
@@ -808,7 +809,8 @@ struct Client {
     addr: String,
     dialect: Dialect,
     keepalive: Duration,
-    stream: TcpStream,
+    tls: TlsOptions,
+    stream: Stream,
     events: Receiver<Event>,
     events_tx: Sender<Event>,
     /// Set before we quit: the server closing the connection is then expected.
@@ -991,7 +993,7 @@ impl Client {
                     Err(RecvTimeoutError::Disconnected) => return Ok(false),
                 }
             }
-            match connect(&self.addr, self.keepalive) {
+            match connect(&self.addr, self.keepalive, &self.tls) {
                 Ok(stream) => {
                     self.stream = stream;
                     self.spawn_receiver()?;

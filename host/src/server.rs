@@ -6,9 +6,15 @@
 //! each recipient gets everything new in one write and idle clients cost
 //! nothing. Then sleep until the next readiness event or the room's next
 //! deadline: an idle server uses no CPU.
+//!
+//! A second, TLS, listener may feed the same room ([`Server::listen_tls`]):
+//! its connections are [`Conn::Tls`], pumped by the same code. So may a web
+//! listener ([`Server::listen_web`]): its connections are browsers, taken
+//! with [`Room::accept_web`].
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
@@ -16,12 +22,14 @@ use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Socket};
+use crate::tls::TlsConn;
 pub use room_args::Secrets;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
-const WEB_LISTENER: Token = Token(usize::MAX - 3);
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
+const WEB_LISTENER: Token = Token(usize::MAX - 4);
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
@@ -68,6 +76,8 @@ impl Storage {
 enum Door {
     /// The chat port: line and seed clients.
     Chat,
+    /// The TLS listener: the same clients in a TLS session.
+    Tls,
     /// The web port: browsers, for the page and its WebSocket
     /// ([`Room::accept_web`]).
     Web,
@@ -77,6 +87,8 @@ enum Door {
 pub struct Server<'a> {
     room: Room<'a>,
     listener: TcpListener,
+    /// The TLS listener and what its sessions are made from.
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     /// The web listener, if the server has one ([`Server::listen_web`]).
     web: Option<TcpListener>,
     poll: Poll,
@@ -114,6 +126,7 @@ impl<'a> Server<'a> {
         Ok(Server {
             room,
             listener,
+            tls: None,
             web: None,
             poll,
             signals,
@@ -140,16 +153,32 @@ impl<'a> Server<'a> {
     /// [`Room::accept_web`] (the room serves the page and the WebSocket),
     /// in the same loop, with the same backoff when descriptors run out.
     pub fn listen_web(&mut self, listener: std::net::TcpListener) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
-        self.poll.registry().register(&mut listener, WEB_LISTENER, Interest::READABLE)?;
-        self.web = Some(listener);
+        self.web = Some(self.watch(listener, WEB_LISTENER)?);
         Ok(())
     }
 
     /// The address of the web listener, if there is one.
     pub fn web_addr(&self) -> Option<io::Result<SocketAddr>> {
         self.web.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Also accepts TLS clients on `listener`, into the same room.
+    pub fn listen_tls(&mut self, listener: std::net::TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
+        self.tls = Some((self.watch(listener, TLS_LISTENER)?, config));
+        Ok(())
+    }
+
+    /// The address the TLS listener listens on, if there is one.
+    pub fn tls_local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(listener, _)| listener.local_addr())
+    }
+
+    /// A further listener, watched by the poller as `token`.
+    fn watch(&self, listener: std::net::TcpListener, token: Token) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+        Ok(listener)
     }
 
     fn now(&self) -> Instant {
@@ -170,6 +199,7 @@ impl<'a> Server<'a> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now, Door::Chat),
+                    TLS_LISTENER => self.accept(now, Door::Tls),
                     WEB_LISTENER => self.accept(now, Door::Web),
                     SIGNAL => self.start_shutdown(now),
                     Token(slot) => {
@@ -185,8 +215,9 @@ impl<'a> Server<'a> {
             }
             if self.accept_again.is_some_and(|at| now >= at) {
                 self.accept_again = None;
-                self.accept(now, Door::Chat);
-                self.accept(now, Door::Web);
+                for door in [Door::Chat, Door::Tls, Door::Web] {
+                    self.accept(now, door);
+                }
             }
             self.room.handle_timeout(now);
             while let Some(id) = self.room.poll_ready(now) {
@@ -201,23 +232,27 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// The listener behind `door`, if the server has it.
+    fn listener(&self, door: Door) -> Option<&TcpListener> {
+        match door {
+            Door::Chat => Some(&self.listener),
+            Door::Tls => self.tls.as_ref().map(|(listener, _)| listener),
+            Door::Web => self.web.as_ref(),
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         [self.room.poll_timeout(), self.accept_again, self.shutdown_by].into_iter().flatten().min()
     }
 
+    /// Accepts what waits on one of the listeners.
     fn accept(&mut self, now: Instant, door: Door) {
         if self.shutdown_by.is_some() || self.accept_again.is_some() {
             return;
         }
-        let listener = match door {
-            Door::Chat => &self.listener,
-            Door::Web => match &self.web {
-                Some(web) => web,
-                None => return,
-            },
-        };
         loop {
-            let (mut stream, peer) = match listener.accept() {
+            let Some(listener) = self.listener(door) else { return };
+            let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -237,33 +272,47 @@ impl<'a> Server<'a> {
             if let Err(e) = crate::keepalive::enable(&stream, self.keepalive) {
                 warn!("{peer}: cannot turn on TCP keepalive: {e}");
             }
+            let socket = Socket::new(stream, peer);
+            let mut conn = match &self.tls {
+                Some((_, config)) if door == Door::Tls => match TlsConn::new(socket, config.clone()) {
+                    Ok(session) => Conn::Tls(Box::new(session)),
+                    Err(e) => {
+                        warn!("{peer}: cannot start a TLS session: {e}");
+                        continue;
+                    }
+                },
+                _ => Conn::Plain(socket),
+            };
             let accepted = match door {
-                Door::Chat => self.room.accept(now, Some(peer.ip())),
                 Door::Web => self.room.accept_web(now, Some(peer.ip())),
+                Door::Chat | Door::Tls => self.room.accept(now, Some(peer.ip())),
             };
             let id = match accepted {
                 Ok(id) => id,
                 Err(refused) => {
                     info!("Refused {peer}{}: {refused}", door.tag());
-                    let answer = match door {
-                        Door::Chat => refused.notice(),
-                        Door::Web => refused.http_response(),
-                    };
-                    // Best effort: a new socket has room for one short answer.
-                    let _ = stream.write(answer);
-                    close_gently(&mut stream);
+                    // Best effort: a new socket has room for one short
+                    // answer. A TLS client is closed without it: no session
+                    // yet.
+                    if let Conn::Plain(_) = conn {
+                        let answer = match door {
+                            Door::Web => refused.http_response(),
+                            Door::Chat | Door::Tls => refused.notice(),
+                        };
+                        let _ = embedded_io::Write::write(&mut conn, answer);
+                        conn.close();
+                    }
                     continue;
                 }
             };
-            if let Err(e) =
-                self.poll.registry().register(&mut stream, Token(id.index()), Interest::READABLE | Interest::WRITABLE)
-            {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().register(conn.stream_mut(), Token(id.index()), interest) {
                 warn!("{peer}: cannot watch the socket: {e}");
                 self.room.disconnect(id, chat_core::Reason::Io(embedded_io::ErrorKind::Other));
                 continue;
             }
             info!("Connected with {peer}{}", door.tag());
-            self.conns[id.index()] = Some(Conn::new(stream, peer));
+            self.conns[id.index()] = Some(conn);
         }
     }
 
@@ -272,9 +321,8 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         if let Status::Closed(reason) = self.room.pump(id, conn, now) {
             info!("{} disconnected: {reason}", conn.peer());
-            let stream = conn.stream_mut();
-            let _ = self.poll.registry().deregister(stream);
-            close_gently(stream);
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            conn.close();
             self.conns[slot] = None;
         }
     }
@@ -292,25 +340,12 @@ impl<'a> Server<'a> {
 }
 
 impl Door {
-    /// How the log tells a web connection from a chat one.
+    /// How the log tells the listeners' connections apart.
     fn tag(self) -> &'static str {
         match self {
             Door::Chat => "",
+            Door::Tls => " (TLS)",
             Door::Web => " (web)",
-        }
-    }
-}
-
-/// Ends our side of a connection about to be dropped. Closing with unread
-/// input makes the kernel send a reset, which can destroy our last bytes (a
-/// notice saying why, an HTTP refusal) before the peer reads them: end our
-/// side, and drop what it sent (a browser's request), first.
-fn close_gently(stream: &mut mio::net::TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut sink = [0; 4096];
-    for _ in 0..16 {
-        if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
-            break;
         }
     }
 }

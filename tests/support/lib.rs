@@ -11,6 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use host::tls_client::{Pin, Stream, TlsOptions};
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -216,6 +218,8 @@ pub fn web_addr(server: &Proc) -> String {
 pub struct ChatServer {
     pub proc: Proc,
     pub addr: String,
+    /// With a TLS listener: its address and the certificate's fingerprint.
+    pub tls: Option<(String, String)>,
 }
 
 impl ChatServer {
@@ -230,7 +234,31 @@ impl ChatServer {
         }
         let proc = Proc::spawn(&mut command);
         let addr = listening_addr(&proc);
-        ChatServer { proc, addr }
+        ChatServer { proc, addr, tls: None }
+    }
+
+    /// Starts `chat-server --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0
+    /// ARGS` (ARGS say which certificate) and reads both addresses and the
+    /// fingerprint from its first three lines.
+    pub fn start_tls(args: &[&str]) -> ChatServer {
+        let mut server = ChatServer::start(&[&["--tls-listen", "127.0.0.1:0"], args].concat());
+        let text = server.proc.stdout.wait_for_n("\n", 3);
+        let lines: Vec<&str> = text.lines().collect();
+        let tls_addr = lines[1].strip_prefix("listening for TLS on ").unwrap_or_else(|| panic!("line 2: {text:?}"));
+        let fingerprint =
+            lines[2].strip_prefix("TLS certificate SHA-256 fingerprint ").unwrap_or_else(|| panic!("line 3: {text:?}"));
+        server.tls = Some((tls_addr.to_string(), fingerprint.to_string()));
+        server
+    }
+
+    /// The TLS listener's address.
+    pub fn tls_addr(&self) -> &str {
+        &self.tls.as_ref().expect("a TLS listener").0
+    }
+
+    /// The TLS certificate's SHA-256 fingerprint, as the server printed it.
+    pub fn fingerprint(&self) -> &str {
+        &self.tls.as_ref().expect("a TLS listener").1
     }
 
     /// The port it listens on.
@@ -252,17 +280,29 @@ pub fn seed_client(host: &str, port: &str, nick: &str) -> Proc {
     proc
 }
 
-/// A raw TCP client, as `nc` would be.
+/// A raw TCP client, as `nc` would be, or the same over TLS.
 pub struct Raw {
-    stream: std::net::TcpStream,
-    reader: BufReader<std::net::TcpStream>,
+    stream: Stream,
+    reader: BufReader<Stream>,
 }
 
 impl Raw {
     /// Connects to `addr`.
     pub fn connect(addr: &str) -> Raw {
+        Raw::connect_with(addr, &TlsOptions::default())
+    }
+
+    /// Connects to a TLS listener at `addr` that has the certificate
+    /// `fingerprint`, and does the handshake.
+    pub fn connect_tls(addr: &str, fingerprint: &str) -> Raw {
+        let pin = Pin::parse(fingerprint).expect("a fingerprint");
+        Raw::connect_with(addr, &TlsOptions { pin: Some(pin), ..TlsOptions::default() })
+    }
+
+    /// Connects to `addr`, plain or TLS as `tls` says.
+    pub fn connect_with(addr: &str, tls: &TlsOptions) -> Raw {
         let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        Raw::over(stream)
+        Raw::over(stream, addr, tls)
     }
 
     /// Connects to `addr` from the loopback address `local` (127.0.0.2 and
@@ -273,11 +313,18 @@ impl Raw {
         let from = std::net::SocketAddr::from((local, 0));
         socket.bind(&from.into()).unwrap_or_else(|e| panic!("bind to {from}: {e}"));
         socket.connect(&target.into()).unwrap_or_else(|e| panic!("connect to {addr} from {local}: {e}"));
-        Raw::over(socket.into())
+        Raw::over(socket.into(), addr, &TlsOptions::default())
     }
 
-    fn over(stream: std::net::TcpStream) -> Raw {
+    /// A client on a connected socket to `addr`, plain or TLS as `tls` says.
+    fn over(stream: std::net::TcpStream, addr: &str, tls: &TlsOptions) -> Raw {
         stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+        if tls.enabled() {
+            // As chat-client does: a record written after the handshake's
+            // last one would otherwise wait for its ACK (Nagle).
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+        }
+        let stream = host::tls_client::connect(stream, addr, tls).unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
         let reader = BufReader::new(stream.try_clone().expect("clone stream"));
         Raw { stream, reader }
     }
@@ -324,7 +371,7 @@ impl Raw {
 
     /// The socket, for socket options.
     pub fn stream(&self) -> &std::net::TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 
     /// Closes the write side (a half-close).

@@ -135,7 +135,14 @@ impl Room<'_> {
     }
 
     pub(super) fn announce_left(&mut self, id: ClientId, why: &str) {
-        let nick = self.client(id).nick.clone();
+        let client = self.client_mut(id);
+        let nick = client.nick.clone();
+        if client.state == State::Chatting {
+            // Out of the room from here on: if its own `left!` line pushes
+            // the line it was reading out of the log, it is dropped, but not
+            // announced a second time.
+            client.state = State::Leaving;
+        }
         info!("{} left", nick.as_str());
         if why.is_empty() {
             self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), LEFT.as_bytes(), b"\n"]);

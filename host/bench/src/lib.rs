@@ -21,6 +21,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod tls;
 pub mod websocket;
 
 pub use ceiling::{ceiling, Ceiling};

@@ -4,6 +4,7 @@
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bench::report::round;
@@ -224,6 +225,9 @@ struct Cli {
     /// Allow a server address outside the loopback range.
     #[arg(long)]
     allow_non_loopback: bool,
+
+    #[command(flatten)]
+    tls: host::tls_client::TlsOptions,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -259,6 +263,21 @@ fn main() -> ExitCode {
         eprintln!("chat-bench: --speakers {speakers} is more than the {clients} clients");
         return ExitCode::from(2);
     }
+    let tls = if cli.tls.enabled() {
+        let addr = cli.addr.to_string();
+        let made = host::tls_client::config(&cli.tls).and_then(|config| {
+            Ok(bench::tls::Tls { config: Arc::new(config), name: host::tls_client::server_name(&addr)? })
+        });
+        match made {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("chat-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let plan = Plan {
         addr: cli.addr,
         dialect: cli.dialect,
@@ -275,6 +294,7 @@ fn main() -> ExitCode {
         hold: Duration::from_secs_f64(cli.hold),
         window: cli.window.map(|w| w as usize),
         dump: cli.dump.clone(),
+        tls,
     };
     if plan.size < plan.min_size() {
         eprintln!(

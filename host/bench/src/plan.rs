@@ -73,6 +73,9 @@ pub struct Plan {
     /// Write each client's received bytes to `client-{i}.bin` here.
     #[serde(skip)]
     pub dump: Option<std::path::PathBuf>,
+    /// Talk TLS to the server, with this configuration.
+    #[serde(skip)]
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Plan {

@@ -21,6 +21,7 @@ use crate::ledger::{Delivery, Ledger};
 use crate::message::{Format, Names, Piece, Pieces, Verdict};
 use crate::plan::{Dialect, Plan};
 use crate::report::{sample, Latencies, Report, Samples, Timing};
+use crate::tls::Stream;
 use crate::websocket::{self, Broken, Rng};
 use chat_core::wire::GREETING;
 
@@ -54,7 +55,7 @@ enum Phase {
 
 /// One of the bench's chat clients: its socket and its buffers.
 struct Client {
-    stream: TcpStream,
+    stream: Stream,
     phase: Phase,
     /// Received bytes not parsed yet (the start of an entry).
     pending: Vec<u8>,
@@ -76,7 +77,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(stream: TcpStream) -> Client {
+    fn new(stream: Stream) -> Client {
         Client {
             web: None,
             stream,
@@ -339,6 +340,10 @@ impl Bench<'_> {
                 if event.is_writable() || event.is_write_closed() {
                     self.clients[i].writable = true;
                 }
+                if let Err(e) = self.clients[i].stream.flush_records() {
+                    self.close(i, &format!("TLS write failed: {e}"));
+                    continue;
+                }
                 let hung_up = event.is_read_closed() || event.is_error();
                 if event.is_readable() || hung_up {
                     self.read(i, hung_up);
@@ -456,6 +461,13 @@ impl Bench<'_> {
                 self.error = Some(format!("client {i}: cannot watch its socket: {e}"));
                 return;
             }
+            let stream = match Stream::new(stream, self.plan.tls.as_ref()) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    self.error = Some(format!("client {i}: cannot start a TLS session: {e}"));
+                    return;
+                }
+            };
             let mut client = Client::new(stream);
             if self.plan.dialect == Dialect::Web {
                 // A browser speaks first: the upgrade, then `NICK` comes.
@@ -578,7 +590,8 @@ impl Bench<'_> {
                         self.clients[i].log.extend_from_slice(&buf[..n]);
                     }
                     self.receive(i, &buf[..n]);
-                    if (n < buf.len() && !hung_up) || self.clients[i].phase == Phase::Closed {
+                    let drained = n < buf.len() && !hung_up && !self.clients[i].stream.reads_by_record();
+                    if drained || self.clients[i].phase == Phase::Closed {
                         break;
                     }
                 }
@@ -767,7 +780,7 @@ impl Bench<'_> {
         let client = &mut self.clients[i];
         client.phase = Phase::Closed;
         self.roster.gone += 1;
-        let _ = self.poll.registry().deregister(&mut client.stream);
+        let _ = self.poll.registry().deregister(client.stream.tcp_mut());
         if i < self.plan.speakers && !client.done {
             self.speaker_done(i);
         }

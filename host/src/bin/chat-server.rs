@@ -1,15 +1,18 @@
 //! `chat-server`: the chat room on a laptop.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use host::server::{Options, Server, Storage};
+use host::tls;
 use room_args::RoomArgs;
 
 /// A TCP chat room. Clients: the tutorial's Python client, `nc`, `telnet`,
 /// or `chat-client`. The protocol is in PROTOCOL.md.
 #[derive(Parser, Debug)]
+#[command(group = clap::ArgGroup::new("tls_identity").args(["tls_cert", "tls_self_signed"]))]
 #[command(
     name = "chat-server",
     version,
@@ -39,6 +42,27 @@ struct Cli {
 
     #[command(flatten)]
     room: RoomArgs,
+
+    /// Also listen for TLS clients on ADDRESS:PORT (TLS 1.2 and 1.3), into the same
+    /// room. Needs --tls-cert and --tls-key, or --tls-self-signed. The line
+    /// on stdout after `listening on ADDR` (and `web on ADDR` with --web) is
+    /// `listening for TLS on ADDR`, the next the certificate's SHA-256
+    /// fingerprint.
+    #[arg(long, value_name = "ADDRESS:PORT", requires = "tls_identity")]
+    tls_listen: Option<SocketAddr>,
+
+    /// The server's certificate for TLS, PEM (its chain may follow it).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_listen"])]
+    tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Make a certificate for localhost and 127.0.0.1 at start instead
+    /// (clients trust it by the fingerprint the server prints: chat-client --pin).
+    #[arg(long, requires = "tls_listen")]
+    tls_self_signed: bool,
 }
 
 /// Connections the kernel may hold for us while the loop is busy. std's
@@ -94,6 +118,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The TLS side is set up before anything is printed: a bad file is
+    // reported on its own.
+    let tls = match (&cli.tls_listen, &cli.tls_cert, &cli.tls_key) {
+        (None, ..) => None,
+        (Some(addr), Some(cert), Some(key)) => Some((*addr, tls::load(cert, key))),
+        (Some(addr), ..) => Some((*addr, tls::self_signed())),
+    };
+    let tls = match tls {
+        None => None,
+        Some((addr, Ok(identity))) => match listen(addr) {
+            Ok(listener) => Some((listener, identity)),
+            Err(e) => {
+                eprintln!("chat-server: cannot listen for TLS on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Some((_, Err(e))) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut storage = Storage::new(&options);
     let mut server = match Server::new(listener, &mut storage, options.config) {
         Ok(server) => server.with_keepalive(cli.keepalive),
@@ -108,18 +153,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match server.local_addr() {
-        Ok(addr) => println!("listening on {addr}"),
-        Err(e) => {
-            eprintln!("chat-server: cannot read the listening address: {e}");
-            return ExitCode::FAILURE;
+    let fingerprint = match tls {
+        Some((listener, identity)) => match server.listen_tls(listener, identity.config) {
+            Ok(()) => Some(identity.fingerprint),
+            Err(e) => {
+                eprintln!("chat-server: cannot start the TLS listener: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let addrs = (server.local_addr(), server.web_addr().transpose(), server.tls_local_addr().transpose());
+    match addrs {
+        (Ok(addr), Ok(web_addr), Ok(tls_addr)) => {
+            println!("listening on {addr}");
+            if let Some(web_addr) = web_addr {
+                println!("web on {web_addr}");
+            }
+            if let (Some(tls_addr), Some(fingerprint)) = (tls_addr, fingerprint) {
+                println!("listening for TLS on {tls_addr}");
+                println!("TLS certificate SHA-256 fingerprint {fingerprint}");
+            }
         }
-    }
-    match server.web_addr().transpose() {
-        Ok(Some(addr)) => println!("web on {addr}"),
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("chat-server: cannot read the web listener's address: {e}");
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            eprintln!("chat-server: cannot read the listening address: {e}");
             return ExitCode::FAILURE;
         }
     }
