@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Runs the core's `room` fuzz target for a bounded time.
+# Runs the core's fuzz targets for a bounded time.
 #
-#   fuzz/run.sh SECONDS [LIBFUZZER_ARGS...]
+#   fuzz/run.sh SECONDS [room|web] [LIBFUZZER_ARGS...]
 #
-# Installs what is missing (a nightly toolchain, cargo-fuzz), builds the
+# With a target, runs it for SECONDS seconds; without, runs `room` then
+# `web` for half the time each (`fuzz/run.sh 60`: 30 s each).
+#
+# Installs what is missing (a nightly toolchain, cargo-fuzz), builds each
 # target without a sanitizer but with debug assertions and overflow checks
 # (the core is `forbid(unsafe_code)`: AddressSanitizer would only slow it
-# down fivefold), and runs it for SECONDS seconds from the committed seed
-# corpus (fuzz/seeds/room) plus what earlier runs found (fuzz/corpus/room,
-# not committed). Exits non-zero if an invariant breaks or the core panics;
-# the input is then in fuzz/artifacts/room/ (see fuzz/README.md to replay
-# and minimize it). The last lines of output are libFuzzer's final stats.
+# down fivefold), and runs it from its committed seed corpus
+# (fuzz/seeds/TARGET) plus what earlier runs found (fuzz/corpus/TARGET, not
+# committed). Exits non-zero if an invariant breaks or the core panics in
+# either target; the input is then in fuzz/artifacts/TARGET/ (see
+# fuzz/README.md to replay and minimize it). Each run ends with libFuzzer's
+# final stats.
 #
 # CHAT_FUZZ_IGNORE=tag,tag,panic:TEXT in the environment lets a run look
 # past known, reported bugs (see fuzz/README.md); it is empty by default.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! $1 =~ ^[0-9]+$ ]]; then
-    echo "usage: $0 SECONDS [LIBFUZZER_ARGS...]" >&2
+    echo "usage: $0 SECONDS [room|web] [LIBFUZZER_ARGS...]" >&2
     exit 2
 fi
 seconds=$1
 shift
+targets=(room web)
+if [[ $# -gt 0 && ( $1 == room || $1 == web ) ]]; then
+    targets=("$1")
+    shift
+fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -37,7 +46,22 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-mkdir -p fuzz/corpus/room fuzz/artifacts/room
-# -timeout: one input running for 10 s is a hang (a loop that never ends).
-exec cargo +nightly fuzz run --sanitizer none --debug-assertions room fuzz/corpus/room fuzz/seeds/room -- \
-    -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "$@"
+# Each target's share of the time; libFuzzer reads 0 as "no limit".
+share=$(( seconds / ${#targets[@]} ))
+(( share > 0 )) || share=1
+status=0
+summary=()
+for target in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
+    echo "fuzz/run.sh: target $target for $share s" >&2
+    # -timeout: one input running for 10 s is a hang (a loop that never ends).
+    code=0
+    cargo +nightly fuzz run --sanitizer none --debug-assertions "$target" \
+        "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+        -max_total_time="$share" -timeout=10 -print_final_stats=1 "$@" || code=$?
+    (( code == 0 )) || status=$code
+    summary+=("fuzz/run.sh: target $target: $([[ $code == 0 ]] && echo "no crash" || echo "FAILED (exit $code), input in fuzz/artifacts/$target/")")
+done
+# One line a target, last, where a `tail` of the output sees them.
+printf '%s\n' "${summary[@]}" >&2
+exit "$status"

@@ -1590,12 +1590,14 @@ fn a_client_disconnected_while_it_is_the_slowest_reader_leaves_once() {
         let alice = sim.line_client("alice");
         let bob = sim.line_client("bob");
         sim.recv(alice);
+        let mut heard = String::new();
         for _ in 0..lines {
             sim.send(bob, b"x\n");
-            sim.recv(alice);
+            heard += &sim.recv(alice);
         }
         sim.room.disconnect(bob, Reason::Io(embedded_io::ErrorKind::ConnectionReset));
         sim.step();
-        assert_eq!(sim.recv(alice), "bob left!\n", "after {lines} lines");
+        heard += &sim.recv(alice);
+        assert_eq!(heard.matches("bob left!").count(), 1, "after {lines} lines");
     }
 }

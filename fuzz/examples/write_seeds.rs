@@ -1,4 +1,5 @@
-//! Writes the seed corpus of the `room` target (`seeds/room/{name}`) from
+//! Writes the seed corpora of the `room` and `web` targets
+//! (`seeds/room/{name}`, `seeds/web/{name}`) from
 //! the scenarios in `tests/scenarios/mod.rs`, after a scenario or the input
 //! format changed: `cargo run --example write_seeds`. `cargo test` then
 //! checks the files against the scenarios (`tests/seeds.rs`).
@@ -10,6 +11,13 @@ fn main() {
     let dir = scenarios::seed_dir();
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for (name, input) in scenarios::scenarios() {
+        let path = dir.join(name);
+        std::fs::write(&path, input.encode()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        println!("{}", path.display());
+    }
+    let dir = scenarios::web_seed_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for (name, input) in scenarios::web_scenarios() {
         let path = dir.join(name);
         std::fs::write(&path, input.encode()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         println!("{}", path.display());

@@ -20,9 +20,13 @@ use std::fmt::Display;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use chat_core::wire::{CONNECTED, GREETING};
-use chat_core::{ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK};
+use chat_core::wire::{CONNECTED, GREETING, HISTORY_END};
+use chat_core::{
+    ClientId, Config, Dialect, Duration, Instant, Nick, Reason, Room, Status, Storage, Throttle, MAX_LINE, MAX_NICK,
+};
 use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+
+pub mod web;
 
 /// Connections the harness can address; the room has 4 slots.
 pub const CONNS: usize = 6;
@@ -102,6 +106,7 @@ pub const TOKENS: &[&[u8]] = &[
 
 /// How the room limits input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ThrottleMode {
     /// No flood control.
     Off,
@@ -112,6 +117,20 @@ pub enum ThrottleMode {
 }
 
 impl ThrottleMode {
+    /// The mode an input's first byte picks (modulo 3).
+    pub fn from_byte(b: u8) -> ThrottleMode {
+        match b % 3 {
+            0 => ThrottleMode::Off,
+            1 => ThrottleMode::Default,
+            _ => ThrottleMode::Tight,
+        }
+    }
+
+    /// The byte [`ThrottleMode::from_byte`] reads back as this mode.
+    pub fn byte(self) -> u8 {
+        self as u8
+    }
+
     fn config(self) -> Config {
         let throttle = match self {
             ThrottleMode::Off => None,
@@ -169,7 +188,8 @@ pub enum Op {
     Shutdown,
 }
 
-const OPS: u8 = 16;
+/// How many operation tags there are (`Op::encode` writes tags below it).
+pub const OPS: u8 = 16;
 
 fn byte(u: &mut Unstructured<'_>) -> u8 {
     u8::arbitrary(u).unwrap_or(0)
@@ -187,7 +207,13 @@ fn take(u: &mut Unstructured<'_>, n: usize) -> Vec<u8> {
 impl Op {
     /// Decodes one operation; missing bytes read as zero.
     pub fn decode(u: &mut Unstructured<'_>) -> Op {
-        match byte(u) % OPS {
+        let tag = byte(u);
+        Op::decode_tag(tag, u)
+    }
+
+    /// Decodes the fields of the operation whose tag byte is `tag`.
+    pub fn decode_tag(tag: u8, u: &mut Unstructured<'_>) -> Op {
+        match tag % OPS {
             0 => Op::Connect,
             1 => {
                 let conn = byte(u);
@@ -281,11 +307,7 @@ impl Input {
     /// Decodes a fuzzer input (never fails: missing bytes read as zero).
     pub fn decode(data: &[u8]) -> Input {
         let mut u = Unstructured::new(data);
-        let throttle = match byte(&mut u) % 3 {
-            0 => ThrottleMode::Off,
-            1 => ThrottleMode::Default,
-            _ => ThrottleMode::Tight,
-        };
+        let throttle = ThrottleMode::from_byte(byte(&mut u));
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < MAX_OPS {
             ops.push(Op::decode(&mut u));
@@ -295,11 +317,7 @@ impl Input {
 
     /// The bytes [`Input::decode`] reads back as this input.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![match self.throttle {
-            ThrottleMode::Off => 0,
-            ThrottleMode::Default => 1,
-            ThrottleMode::Tight => 2,
-        }];
+        let mut out = vec![self.throttle.byte()];
         for op in &self.ops {
             op.encode(&mut out);
         }
@@ -413,10 +431,7 @@ fn parse_line(line: &str) -> Said<'_> {
 /// also drops some broadcast lines (renames, `X joined!` for a nick
 /// starting `-> `...), which keeps it sound: both sides drop the same ones.
 fn maybe_private(line: &str) -> bool {
-    (line.starts_with('*') && !line.starts_with("* "))
-        || line.starts_with("-> ")
-        || line == CONNECTED
-        || line == "NICK"
+    (line.starts_with('*') && !line.starts_with("* ")) || line.starts_with("-> ") || line == CONNECTED || line == "NICK"
 }
 
 /// Nicknames known to have been registered, exactly and as a seed client
@@ -476,6 +491,13 @@ struct Conn {
     /// Line dialect: nicknames this client saw leave (or be renamed away)
     /// and not come back: none of them may say anything.
     departed: HashSet<String>,
+    /// Line dialect: between `*** history: …` and `*** end of history`,
+    /// the replay of lines said before this client joined (after its own
+    /// `joined!`): who left then says nothing about who speaks now, and a
+    /// speaker may be unknown to the harness (registered and dropped as too
+    /// slow within one operation, its lines seen live by no one), so those
+    /// lines are checked for form only.
+    in_history: bool,
 }
 
 impl Conn {
@@ -594,12 +616,18 @@ impl Conn {
         if bytes.len() > MAX_OUT_LINE {
             known.fail("long-line", format!("a line of {} bytes (at most {MAX_OUT_LINE}): {line:?}", bytes.len()));
         }
+        if complete && line.starts_with("*** history: ") {
+            self.in_history = true;
+        } else if complete && line.as_bytes() == HISTORY_END.trim_ascii_end() {
+            self.in_history = false;
+        }
+        let history = self.in_history;
         match parse_line(line) {
             Said::Chat(nick, text) => {
-                if !known.ever.contains(nick) {
+                if !known.ever.contains(nick) && !history {
                     known.fail("attribution", format!("{line:?} is attributed to {nick:?}, never registered"));
                 }
-                if self.departed.contains(nick) {
+                if self.departed.contains(nick) && !history {
                     known.fail(
                         "attribution",
                         format!("{line:?} is attributed to {nick:?}, who left (or was renamed) before it"),
@@ -609,8 +637,9 @@ impl Conn {
                     known.fail("long-text", format!("a chat text of {} bytes (at most {MAX_LINE})", text.len()));
                 }
             }
-            // A cut line says nothing reliable about nicknames.
-            _ if !complete => {}
+            // A cut line says nothing reliable about nicknames, nor does
+            // the history.
+            _ if !complete || history => {}
             Said::Joined(nick) => {
                 known.add(nick);
                 self.departed.remove(nick);
@@ -622,11 +651,13 @@ impl Conn {
                 self.departed.remove(new);
             }
             Said::Left(nick) => {
-                self.departed.insert(nick.to_string());
+                if !self.departed.insert(nick.to_string()) {
+                    known.fail("left-twice", format!("{nick:?} left twice with no join in between"));
+                }
             }
             Said::Other => {}
         }
-        if complete && !maybe_private(line) {
+        if complete && !history && !maybe_private(line) {
             self.broadcast.push(line.to_string());
         }
     }
@@ -751,6 +782,19 @@ enum Fault {
     ReadInterrupted,
 }
 
+impl Fault {
+    /// A `Pump` operation's fault byte: modulo 8, 4 to 7 are faults.
+    fn from_byte(fault: u8) -> Fault {
+        match fault % 8 {
+            4 => Fault::WriteError,
+            5 => Fault::ReadError,
+            6 => Fault::WriteInterrupted,
+            7 => Fault::ReadInterrupted,
+            _ => Fault::None,
+        }
+    }
+}
+
 struct Wire<'c> {
     socket: &'c mut Vec<u8>,
     fin: bool,
@@ -830,6 +874,8 @@ struct Harness<'r> {
     /// lines each had at the last step after which both were registered
     /// and had nothing pending.
     synced: HashMap<(u64, u64), (usize, usize)>,
+    /// Slots held by web connections (the `web` target's; empty in `room`).
+    web_ids: Vec<ClientId>,
 }
 
 /// Panics whose location or message contains one of these
@@ -856,6 +902,15 @@ fn panic_is_ignored(patterns: &[String], text: &str) -> bool {
 /// libFuzzer's panic hook aborts the process, so the hook is wrapped once
 /// to pass such panics on to `catch_unwind`.
 pub fn run(input: &Input) {
+    guarded(|| play(input));
+}
+
+/// Plays a scenario of the `web` target (see [`web`]), as [`run`] does.
+pub fn run_web(input: &web::WebInput) {
+    guarded(|| web::play(input));
+}
+
+fn guarded(play: impl FnOnce()) {
     static PATTERNS: OnceLock<Vec<String>> = OnceLock::new();
     let patterns = PATTERNS.get_or_init(|| {
         let patterns = ignored_panics();
@@ -874,9 +929,9 @@ pub fn run(input: &Input) {
         patterns
     });
     if patterns.is_empty() {
-        return play(input);
+        return play();
     }
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(input))) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(play)) {
         if !IGNORED_PANIC.with(|flag| flag.replace(false)) {
             std::panic::resume_unwind(payload);
         }
@@ -889,14 +944,7 @@ thread_local! {
 
 fn play(input: &Input) {
     let mut storage = Box::new(FuzzStorage::new());
-    let mut h = Harness {
-        room: storage.room(input.throttle.config()),
-        now: Instant::ZERO,
-        conns: (0..CONNS).map(|_| None).collect(),
-        serials: 0,
-        known: Known::default(),
-        synced: HashMap::new(),
-    };
+    let mut h = Harness::new(storage.room(input.throttle.config()));
     if tracing() {
         eprintln!("throttle {:?}", input.throttle);
     }
@@ -912,14 +960,31 @@ fn play(input: &Input) {
     h.teardown();
 }
 
-impl Harness<'_> {
+impl<'r> Harness<'r> {
+    fn new(room: Room<'r>) -> Self {
+        Harness {
+            room,
+            now: Instant::ZERO,
+            conns: (0..CONNS).map(|_| None).collect(),
+            serials: 0,
+            known: Known::default(),
+            synced: HashMap::new(),
+            web_ids: Vec::new(),
+        }
+    }
+
     fn conn(&mut self, conn: u8) -> Option<usize> {
         let i = usize::from(conn) % CONNS;
         self.conns[i].is_some().then_some(i)
     }
 
     fn live(&self) -> usize {
-        self.conns.iter().flatten().count()
+        self.conns.iter().flatten().count() + self.web_ids.len()
+    }
+
+    /// Whether a connection the harness holds (line or web) has this slot.
+    fn holds(&self, id: ClientId) -> bool {
+        self.conns.iter().flatten().any(|c| c.id == id) || self.web_ids.contains(&id)
     }
 
     fn apply(&mut self, op: &Op) {
@@ -994,14 +1059,7 @@ impl Harness<'_> {
             }
             Op::Pump { conn, write_cap, read_chunk, fault } => {
                 if let Some(i) = self.conn(conn) {
-                    let fault = match fault % 8 {
-                        4 => Fault::WriteError,
-                        5 => Fault::ReadError,
-                        6 => Fault::WriteInterrupted,
-                        7 => Fault::ReadInterrupted,
-                        _ => Fault::None,
-                    };
-                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, fault);
+                    self.pump(i, usize::from(write_cap), 1 + usize::from(read_chunk) % 1024, Fault::from_byte(fault));
                 }
             }
             Op::Tick { ms } => {
@@ -1023,7 +1081,7 @@ impl Harness<'_> {
         let before = self.room.len();
         match self.room.accept(self.now, None) {
             Ok(id) => {
-                if self.conns.iter().flatten().any(|c| c.id == id) {
+                if self.holds(id) {
                     self.known.fail("accept", format!("slot {} given out twice", id.index()));
                 }
                 if self.room.len() != before + 1 {
@@ -1049,6 +1107,7 @@ impl Harness<'_> {
                     too_slow: false,
                     broadcast: Vec::new(),
                     departed: HashSet::new(),
+                    in_history: false,
                 });
                 if tracing() {
                     eprintln!("    conn #{} is slot {}", self.serials, id.index());
@@ -1207,7 +1266,7 @@ impl Harness<'_> {
             if let Some(other) = nicks.insert(nick.to_ascii_lowercase(), nick.to_string()) {
                 self.known.fail("nick-unique", format!("{other:?} and {nick:?} are both registered"));
             }
-            if !self.conns.iter().flatten().any(|c| c.id == id) {
+            if !self.holds(id) {
                 self.known.fail("nick", format!("slot {slot} is registered as {nick:?} but no connection holds it"));
             }
             let nick = nick.to_string();

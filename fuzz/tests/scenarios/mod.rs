@@ -1,9 +1,10 @@
-//! The seed scenarios of the `room` target, shared by the seed tests
+//! The seed scenarios of the `room` and `web` targets, shared by the seed tests
 //! (`tests/seeds.rs`) and the tool that writes the seed files
 //! (`examples/write_seeds.rs`).
 
 use std::path::PathBuf;
 
+use chat_core_fuzz::web::{web_tokens, WebInput, WebOp};
 use chat_core_fuzz::{Input, Op, ThrottleMode, TOKENS};
 
 fn tok(t: &[u8]) -> u8 {
@@ -193,4 +194,187 @@ pub fn scenarios() -> Vec<(&'static str, Input)> {
 /// Where the seed files are: `seeds/room/{name}`.
 pub fn seed_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds").join("room")
+}
+
+// ----- the `web` target -----------------------------------------------------------
+
+fn wtok(t: &[u8]) -> u8 {
+    web_tokens().iter().position(|x| x == t).unwrap_or_else(|| panic!("no web token {:?}", String::from_utf8_lossy(t)))
+        as u8
+}
+
+/// The browser `web` sends these web tokens (whole requests or frames).
+fn wsay(web: u8, parts: &[&[u8]]) -> WebOp {
+    WebOp::Say { web, tokens: parts.iter().map(|p| wtok(p)).collect() }
+}
+
+/// A masked frame of the text `payload` as the token the harness has for it.
+fn text(payload: &str) -> Vec<u8> {
+    chat_core_fuzz::web::frame(0x81, Some([0x11, 0x22, 0x33, 0x44]), payload.as_bytes())
+}
+
+fn control(first: u8, payload: &[u8]) -> Vec<u8> {
+    chat_core_fuzz::web::frame(first, Some([0x11, 0x22, 0x33, 0x44]), payload)
+}
+
+const FRONTEND: WebOp = WebOp::Line(Op::Frontend { write_cap: 4096 });
+
+fn wclose(web: u8) -> WebOp {
+    WebOp::Close { web, cap: 4095 }
+}
+
+/// A browser in slot order `web` upgrades and registers as `nick`.
+fn browser(web: u8, nick: &str) -> Vec<WebOp> {
+    let upgrade = chat_core_fuzz::web::upgrade_request().into_bytes();
+    vec![WebOp::Connect, FRONTEND, wsay(web, &[&upgrade]), FRONTEND, wsay(web, &[&text(nick)]), FRONTEND]
+}
+
+/// A browser connects and asks for an upgrade, in three writes, from the
+/// page of `http://evil.example`.
+fn upgrade_from_elsewhere(host: &[u8], connection: &[u8], key: &[u8]) -> Vec<WebOp> {
+    vec![
+        WebOp::Connect,
+        wsay(0, &[b"GET /ws HTTP/1.1\r\n", host, b"Upgrade: websocket\r\n", connection]),
+        wsay(0, &[key, b"Sec-WebSocket-Version: 13\r\n"]),
+        wsay(0, &[b"Origin: http://evil.example\r\n", b"\r\n"]),
+    ]
+}
+
+fn line(ops: Vec<Op>) -> Vec<WebOp> {
+    ops.into_iter().map(WebOp::Line).collect()
+}
+
+/// Every seed scenario of the `web` target, by the name of its file in
+/// `seeds/web/`.
+pub fn web_scenarios() -> Vec<(&'static str, WebInput)> {
+    let mut all = Vec::new();
+    let plain = |ops| WebInput { throttle: ThrottleMode::Default, other_origin: false, ops };
+
+    let mut ops = vec![
+        WebOp::Connect,
+        FRONTEND,
+        wsay(0, &[b"GET / HTTP/1.1\r\nHost: 192.168.69.1\r\n\r\n"]),
+        WebOp::Pump { web: 0, write_cap: 700, read_chunk: 1023, fault: 0 },
+        WebOp::Transmit { web: 0, cap: 100 },
+        FRONTEND,
+        wclose(0),
+    ];
+    ops.extend([WebOp::Connect, wsay(0, &[b"GET /index.html HTTP/1.1\r\n", b"Accept: text/html\r\n", b"\r\n"])]);
+    ops.extend([FRONTEND, wclose(0)]);
+    all.push(("page", plain(ops)));
+
+    let mut ops = line(line_clients(&[b"alice\n"]));
+    ops.extend(browser(0, "bob"));
+    ops.extend([
+        WebOp::Line(drain(0)),
+        wsay(0, &[&text("hello")]),
+        WebOp::Line(say(0, &[b"hello\n"])),
+        FRONTEND,
+        wsay(0, &[&text("/who"), &text("/me waves"), &text("/msg bob hi")]),
+        FRONTEND,
+        // A ping between two fragments, answered at once.
+        wsay(0, &[&control(0x01, b"hel"), &control(0x89, b"are you there"), &control(0x00, b"l")]),
+        FRONTEND,
+        wsay(0, &[&control(0x80, b"o")]),
+        FRONTEND,
+        WebOp::Frame { web: 0, kind: 0, mask: 7, tokens: vec![tok(b"hello"), tok(b": "), tok("\u{e9}".as_bytes())] },
+        WebOp::Pump { web: 0, write_cap: 3, read_chunk: 2, fault: 0 },
+        FRONTEND,
+        WebOp::Line(tick(3000)),
+        FRONTEND,
+        wsay(0, &[&text("/nick carol")]),
+        FRONTEND,
+        wsay(0, &[&control(0x88, &1001u16.to_be_bytes())]),
+        FRONTEND,
+        WebOp::Line(drain(0)),
+    ]);
+    all.push(("chat", plain(ops)));
+
+    let mut ops = Vec::new();
+    for request in [
+        &[&b"GET /favicon.ico HTTP/1.1\r\n"[..], b"\r\n"][..],
+        &[b"POST / HTTP/1.1\r\n", b"\r\n"],
+        &[b"GET /ws HTTP/1.1\r\n", b"Host: chat.example\r\n", b"\r\n"],
+        &[b"bad header\r\n", b"\r\n"],
+        &[b"GET / HTTP/1.0\r\n", b"\r\n"],
+        &[b"GET /ws HTTP/1.1\r\n", b"Sec-WebSocket-Key: short\r\n", b"\r\n"],
+    ] {
+        ops.extend([WebOp::Connect, wsay(0, request), FRONTEND, wclose(0)]);
+    }
+    ops.extend(upgrade_from_elsewhere(
+        b"Host: 127.0.0.1:8080\r\n",
+        b"Connection: Upgrade\r\n",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    ));
+    ops.extend([FRONTEND, wclose(0)]);
+    let filler = format!("X-Filler: {}\r\n", "f".repeat(480)).into_bytes();
+    ops.extend([WebOp::Connect, wsay(0, &[b"GET / HTTP/1.1\r\n"])]);
+    for _ in 0..5 {
+        ops.push(wsay(0, &[&filler, &filler, &filler, &filler]));
+    }
+    ops.extend([FRONTEND, wclose(0)]);
+    ops.extend([WebOp::Connect, wsay(0, &[&[b'h'; 600]]), FRONTEND, wclose(0)]);
+    ops.extend([WebOp::Connect, WebOp::Send { web: 0, data: b"GET / HT".to_vec() }, WebOp::Line(tick(30_000))]);
+    ops.extend([FRONTEND, wclose(0), WebOp::Connect, WebOp::Connect, WebOp::Connect, WebOp::Connect, WebOp::Connect]);
+    all.push(("refusals", plain(ops)));
+
+    let mut ops = line(line_clients(&[b"alice\n"]));
+    let broken: [Vec<u8>; 8] = [
+        control(0x82, b"\x00\x01"),
+        control(0x81, b"bad \xff"),
+        control(0x81, &[b'z'; 513]),
+        chat_core_fuzz::web::frame(0x81, None, b"hi"),
+        control(0x80, &[b'y'; 200]),
+        control(0x83, b"reserved"),
+        control(0x89, &[b'p'; 126]),
+        vec![0x81, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4],
+    ];
+    for bytes in &broken {
+        ops.extend(browser(0, "bob"));
+        ops.extend([wsay(0, &[bytes]), FRONTEND, wclose(0), WebOp::Line(drain(0))]);
+    }
+    ops.extend(browser(0, "bob"));
+    ops.extend([wsay(0, &[&control(0x01, &[b'x'; 300]), &control(0x80, &[b'y'; 213])]), FRONTEND, wclose(0)]);
+    all.push(("broken_frames", WebInput { throttle: ThrottleMode::Off, other_origin: false, ops }));
+
+    let mut ops = line(line_clients(&[b"alice\n"]));
+    ops.extend(browser(0, "bob"));
+    for _ in 0..3 {
+        ops.push(WebOp::Line(send(0, &b"x\n".repeat(100))));
+        ops.push(WebOp::Line(drain(0)));
+    }
+    ops.extend([wclose(0), WebOp::Line(drain(0))]);
+    all.push(("slow_browser", WebInput { throttle: ThrottleMode::Off, other_origin: false, ops }));
+
+    let mut ops = upgrade_from_elsewhere(
+        b"Host: chat.example\r\n",
+        b"Connection: keep-alive, Upgrade\r\n",
+        b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n",
+    );
+    ops.extend([
+        FRONTEND,
+        wsay(0, &[&text("dave")]),
+        FRONTEND,
+        wsay(0, &[&text("alice: forged"), &text("one\nbob: forged")]),
+        FRONTEND,
+    ]);
+    // The page's own origin is not on the list: 403.
+    ops.extend(browser(1, "carol"));
+    ops.extend(line(line_clients(&[b"alice\n"])));
+    ops.extend([
+        WebOp::Line(Op::Shutdown),
+        WebOp::Transmit { web: 1, cap: 5 },
+        WebOp::Line(tick(1000)),
+        FRONTEND,
+        WebOp::Line(tick(5000)),
+        FRONTEND,
+    ]);
+    all.push(("other_origin_and_shutdown", WebInput { throttle: ThrottleMode::Tight, other_origin: true, ops }));
+
+    all
+}
+
+/// Where the `web` target's seed files are: `seeds/web/{name}`.
+pub fn web_seed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds").join("web")
 }
