@@ -18,7 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::netns::{chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_IP, TAP};
+use tests::netns::{
+    a_browser_fetches_the_page_and_chats_with_a_line_client, chat_between_two_tutorial_clients_and_a_line_client,
+    Clients, Netns, PORT, SERVER_IP, TAP, WEB_PORT,
+};
 use tests::{build, root, Output, Proc, Transcript, WAIT};
 
 /// The firmware's package, binary, target and profile.
@@ -279,6 +282,12 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     chat_between_two_tutorial_clients_and_a_line_client(&board);
     let chat = phase.elapsed();
 
+    // A browser on port 80: the page, then its WebSocket into the room.
+    let phase = Instant::now();
+    board.wait_for_log(&format!("web on {SERVER_IP}:{WEB_PORT}"));
+    a_browser_fetches_the_page_and_chats_with_a_line_client(&board);
+    let web = phase.elapsed();
+
     // A full room: 8 clients at once, and a ninth is told so.
     let phase = Instant::now();
     let mut clients: Vec<(Proc, Transcript)> = Vec::new();
@@ -326,9 +335,15 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     let capacity = phase.elapsed();
 
     let log = board.log.text();
-    for line in
-        ["Connected with 192.168.69.100:", "Nickname is alice", "Nickname is bob", "Nickname is c9", "the room is full"]
-    {
+    for line in [
+        "Connected with 192.168.69.100:",
+        " (web)",
+        "Nickname is alice",
+        "Nickname is bob",
+        "Nickname is wendy",
+        "Nickname is c9",
+        "the room is full",
+    ] {
         assert!(log.contains(line), "the firmware's log lacks {line:?}:\n{}", board.describe());
     }
     for bad in ["ERROR", "panic", "HardFault"] {
@@ -343,8 +358,8 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     drop(board);
     footprint(&elf, peak);
     eprintln!(
-        "firmware: build {built:?}, boot {booted:?}, chat {chat:?}, {CLIENTS} clients and a ninth {capacity:?}, \
-         total {:?}",
+        "firmware: build {built:?}, boot {booted:?}, chat {chat:?}, browser {web:?}, {CLIENTS} clients and a ninth \
+         {capacity:?}, total {:?}",
         started.elapsed()
     );
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::{bin, in_ci, listening_addr, root, seed_client, ChatServer, Proc, Raw, WAIT};
+use tests::{bin, in_ci, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
 
 /// `chat-client` in pipe mode (stdin not a terminal).
 fn chat_client(addr: &str, args: &[&str]) -> Proc {
@@ -146,6 +146,47 @@ fn sigterm_tells_clients_and_exits_zero() {
 fn bind_failure_names_the_address_and_exits_nonzero() {
     let first = ChatServer::start(&[]);
     let mut second = Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", &first.addr]));
+    let status = second.wait();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(second.stderr.text(), format!("chat-server: address {} already in use\n", first.addr));
+    assert_eq!(second.stdout.text(), "");
+}
+
+#[test]
+fn the_web_listener_takes_browsers_and_tells_them_in_http_when_the_room_is_full() {
+    let server = ChatServer::start(&["--capacity", "1", "--web", "127.0.0.1:0"]);
+    let web = web_addr(&server.proc);
+    assert!(web.starts_with("127.0.0.1:") && !web.ends_with(":0") && web != server.addr, "{web}");
+    assert_eq!(server.proc.stdout.text(), format!("listening on {}\nweb on {web}\n", server.addr));
+
+    // A browser takes the room's one slot: it is sent nothing until it asks.
+    let browser = Raw::connect(&web);
+    let log = server.proc.stderr.wait_for(" (web)\n");
+    assert!(log.contains("Connected with 127.0.0.1:"), "{log}");
+    // The room is full: another browser is told so in HTTP, a line client
+    // as ever.
+    let mut full = Raw::connect(&web);
+    full.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        full.rest(),
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\n\
+         Retry-After: 10\r\nConnection: close\r\n\r\n*** the room is full, try again later\n"
+    );
+    assert_eq!(Raw::connect(&server.addr).rest(), "*** the room is full, try again later\n");
+    let log = server.proc.stderr.wait_for(": the room is full\n");
+    assert!(log.contains(" (web): the room is full\n"), "{log}");
+    // Its hang-up frees the slot for a line client.
+    drop(browser);
+    server.proc.stderr.wait_for(" disconnected: ");
+    let mut alice = Raw::connect(&server.addr);
+    alice.expect("NICK");
+}
+
+#[test]
+fn a_web_bind_failure_names_the_address_and_exits_1() {
+    let first = ChatServer::start(&[]);
+    let mut second =
+        Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", "127.0.0.1:0", "--web", &first.addr]));
     let status = second.wait();
     assert_eq!(status.code(), Some(1));
     assert_eq!(second.stderr.text(), format!("chat-server: address {} already in use\n", first.addr));
