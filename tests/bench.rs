@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use tests::{bin, listening_addr, root, ChatServer, Proc};
+use tests::{bin, listening_addr, root, web_addr, ChatServer, Proc};
 
 /// Runs `chat-bench ARGS --json` to the end (it bounds itself with
 /// `--timeout`); returns its exit code and its JSON line.
@@ -74,6 +74,29 @@ fn seed_clients_on_chat_server_receive_everything() {
     let server = ChatServer::start(&["--no-throttle"]);
     let (code, json, output) = bench(&[&server.addr, "--dialect", "seed", "--clients", "4", "--messages", "20"]);
     assert_clean(code, &json, &output, 4 * 4 * 20);
+}
+
+#[test]
+fn web_clients_on_chat_server_receive_everything() {
+    let server = ChatServer::start(&["--no-throttle", "--web", "127.0.0.1:0"]);
+    let web = web_addr(&server.proc);
+    let (code, json, output) =
+        bench(&[&web, "--dialect", "web", "--clients", "5", "--messages", "30", "--size", "200"]);
+    assert_clean(code, &json, &output, 5 * 5 * 30);
+    assert!(json.contains("\"dialect\":\"web\""), "{json}");
+    assert!(json.contains("\"latency_us\":{\"count\":600,"), "5 x 4 x 30 latencies: {json}");
+    // The same server's chat port still serves line clients.
+    let (code, json, output) = bench(&[&server.addr, "--clients", "3", "--messages", "10"]);
+    assert_clean(code, &json, &output, 3 * 3 * 10);
+}
+
+#[test]
+fn a_refused_upgrade_stops_a_web_run() {
+    let server = ChatServer::start(&["--no-throttle", "--capacity", "2", "--web", "127.0.0.1:0"]);
+    let web = web_addr(&server.proc);
+    let (code, json, _) = bench(&[&web, "--dialect", "web", "--clients", "3", "--messages", "1"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert!(json.contains("WebSocket upgrade refused") && json.contains("503 Service Unavailable"), "{json}");
 }
 
 #[test]

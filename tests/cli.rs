@@ -47,3 +47,18 @@ fn both_servers_take_the_rooms_flags() {
     assert!(!output.status.success(), "tap-server took a room over its bound of 1024");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--capacity"), "{output:?}");
 }
+
+#[test]
+fn both_servers_say_how_to_serve_browsers() {
+    let help = stdout(&bin("host", "chat-server"), &["--help"]);
+    assert!(help.contains("--web <ADDRESS:PORT>"), "chat-server --help lacks --web:\n{help}");
+    let help = stdout(&tap_server(), &["--help"]);
+    assert!(help.contains("--web-port <PORT>") && help.contains("[default: 80]"), "tap-server --help:\n{help}");
+    let tap = tap_server();
+    let output = Command::new(&tap)
+        .args(["--port", "8080", "--web-port", "8080"])
+        .output()
+        .unwrap_or_else(|e| panic!("run {tap:?}: {e}"));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "tap-server: --web-port 8080 is the chat port too\n");
+}

@@ -19,7 +19,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::board::{firmware, require_tools, Board, MAC};
-use tests::netns::{chat_between_two_tutorial_clients_and_a_line_client, Clients};
+use tests::netns::{
+    a_browser_fetches_the_page_and_chats_with_a_line_client, chat_between_two_tutorial_clients_and_a_line_client,
+    Clients, SERVER_IP, WEB_PORT,
+};
 use tests::{Proc, Transcript};
 
 /// What a client beyond capacity gets, and nothing else.
@@ -119,6 +122,12 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     chat_between_two_tutorial_clients_and_a_line_client(&board);
     let chat = phase.elapsed();
 
+    // A browser on port 80: the page, then its WebSocket into the room.
+    let phase = Instant::now();
+    board.wait_for_log(&format!("web on {SERVER_IP}:{WEB_PORT}"));
+    a_browser_fetches_the_page_and_chats_with_a_line_client(&board);
+    let web = phase.elapsed();
+
     // A full room: 8 clients at once, and a ninth is told so.
     let phase = Instant::now();
     let mut clients: Vec<(Proc, Transcript)> = Vec::new();
@@ -166,9 +175,15 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     let capacity = phase.elapsed();
 
     let log = board.log.text();
-    for line in
-        ["Connected with 192.168.69.100:", "Nickname is alice", "Nickname is bob", "Nickname is c9", "the room is full"]
-    {
+    for line in [
+        "Connected with 192.168.69.100:",
+        " (web)",
+        "Nickname is alice",
+        "Nickname is bob",
+        "Nickname is wendy",
+        "Nickname is c9",
+        "the room is full",
+    ] {
         assert!(log.contains(line), "the firmware's log lacks {line:?}:\n{}", board.describe());
     }
     for bad in ["ERROR", "panic", "HardFault"] {
@@ -183,8 +198,8 @@ fn firmware_serves_the_chat_room_on_an_emulated_lm3s6965() {
     drop(board);
     footprint(&elf, peak);
     eprintln!(
-        "firmware: build {built:?}, boot {booted:?}, chat {chat:?}, {CLIENTS} clients and a ninth {capacity:?}, \
-         total {:?}",
+        "firmware: build {built:?}, boot {booted:?}, chat {chat:?}, browser {web:?}, {CLIENTS} clients and a ninth \
+         {capacity:?}, total {:?}",
         started.elapsed()
     );
 }

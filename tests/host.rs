@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::{bin, in_ci, listening_addr, root, seed_client, ChatServer, Proc, Raw, WAIT};
+use tests::{bin, in_ci, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
 
 /// `chat-client` in pipe mode (stdin not a terminal).
 fn chat_client(addr: &str, args: &[&str]) -> Proc {
@@ -153,6 +153,47 @@ fn bind_failure_names_the_address_and_exits_nonzero() {
 }
 
 #[test]
+fn the_web_listener_takes_browsers_and_tells_them_in_http_when_the_room_is_full() {
+    let server = ChatServer::start(&["--capacity", "1", "--web", "127.0.0.1:0"]);
+    let web = web_addr(&server.proc);
+    assert!(web.starts_with("127.0.0.1:") && !web.ends_with(":0") && web != server.addr, "{web}");
+    assert_eq!(server.proc.stdout.text(), format!("listening on {}\nweb on {web}\n", server.addr));
+
+    // A browser takes the room's one slot: it is sent nothing until it asks.
+    let browser = Raw::connect(&web);
+    let log = server.proc.stderr.wait_for(" (web)\n");
+    assert!(log.contains("Connected with 127.0.0.1:"), "{log}");
+    // The room is full: another browser is told so in HTTP, a line client
+    // as ever.
+    let mut full = Raw::connect(&web);
+    full.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        full.rest(),
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\n\
+         Retry-After: 10\r\nConnection: close\r\n\r\n*** the room is full, try again later\n"
+    );
+    assert_eq!(Raw::connect(&server.addr).rest(), "*** the room is full, try again later\n");
+    let log = server.proc.stderr.wait_for(": the room is full\n");
+    assert!(log.contains(" (web): the room is full\n"), "{log}");
+    // Its hang-up frees the slot for a line client.
+    drop(browser);
+    server.proc.stderr.wait_for(" disconnected: ");
+    let mut alice = Raw::connect(&server.addr);
+    alice.expect("NICK");
+}
+
+#[test]
+fn a_web_bind_failure_names_the_address_and_exits_1() {
+    let first = ChatServer::start(&[]);
+    let mut second =
+        Proc::spawn(Command::new(bin("host", "chat-server")).args(["--listen", "127.0.0.1:0", "--web", &first.addr]));
+    let status = second.wait();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(second.stderr.text(), format!("chat-server: address {} already in use\n", first.addr));
+    assert_eq!(second.stdout.text(), "");
+}
+
+#[test]
 fn chat_client_names_the_address_it_cannot_reach() {
     // A port that was just free: bind, read it, release it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
@@ -234,6 +275,15 @@ impl Tmux {
     }
 
     /// Waits until the screen shows `needle`; the screen then.
+    /// Waits until the screen no longer shows `needle`.
+    fn wait_gone(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.screen().contains(needle) {
+            assert!(Instant::now() < deadline, "the screen still shows {needle:?}:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -364,6 +414,8 @@ fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     tmux.type_text("never sent");
     tmux.wait_for("never sent");
     tmux.keys(&["C-c"]);
+    // The line is cleared, as a person sees before typing on.
+    tmux.wait_gone("never sent");
     tmux.type_text("sent");
     tmux.keys(&["Enter"]);
     bob.expect("alice: sent\n");

@@ -16,7 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::netns::{
-    chat_between_two_tutorial_clients_and_a_line_client, Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
+    a_browser_fetches_the_page_and_chats_with_a_line_client, chat_between_two_tutorial_clients_and_a_line_client,
+    Clients, Netns, PORT, SERVER_ADDRESS, SERVER_IP, TAP,
 };
 use tests::{bin, Proc, Transcript};
 
@@ -83,6 +84,21 @@ for i in range(rounds):
         print("round %d: got %r, expected %r" % (i, got, expected), flush=True)
         sys.exit(1)
 print("ok %d" % rounds, flush=True)
+"#;
+
+/// A raw HTTP client, as `curl` without its manners would be: sends
+/// argv[3] (`\r\n` written as such) to the web port argv[2], and writes
+/// everything the server sends, to its close, to stdout as it came.
+const RAW_HTTP: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(sys.argv[3].encode().replace(b"\\r\\n", b"\r\n"))
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    sys.stdout.buffer.write(data)
+sys.stdout.buffer.flush()
 "#;
 
 /// `tap-server`, built once per test run.
@@ -371,4 +387,49 @@ fn a_server_off_the_tap_devices_network_says_how_to_fix_it() {
             && log.contains(&format!("ip addr add 10.9.8.100/24 dev {TAP}")),
         "the warning:\n{log}"
     );
+}
+
+#[test]
+#[ignore = "needs root and /dev/net/tun"]
+fn a_browser_gets_the_page_and_chats_through_smoltcp() {
+    let setup = Setup::start("web", &[]);
+    let started = Instant::now();
+    a_browser_fetches_the_page_and_chats_with_a_line_client(&setup);
+    let log = setup.log();
+    assert!(log.contains("Connected with 192.168.69.100:") && log.contains(" (web)\n"), "the server's log:\n{log}");
+    assert!(log.contains("Nickname is wendy"), "the server's log:\n{log}");
+    eprintln!("web: {:?}", started.elapsed());
+}
+
+#[test]
+#[ignore = "needs root and /dev/net/tun"]
+fn the_web_port_answers_in_http_when_the_room_is_full() {
+    let setup = Setup::start("web-full", &["--capacity", "1", "--web-port", "8080"]);
+    assert_eq!(
+        setup.server.stdout.wait_for_n("\n", 2),
+        format!("listening on {SERVER_IP}:{PORT}\nweb on {SERVER_IP}:8080\n")
+    );
+    let (mut alice, mut a) = setup.joined_line_client("alice");
+    let mut browser = Proc::spawn(setup.ns.command("python3").args([
+        "-c",
+        RAW_HTTP,
+        SERVER_IP,
+        "8080",
+        "GET / HTTP/1.1\\r\\nHost: 192.168.69.1:8080\\r\\n\\r\\n",
+    ]));
+    assert!(browser.wait().success(), "the browser's client failed: {}", browser.stderr.text());
+    assert_eq!(
+        browser.stdout.text(),
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\n\
+         Retry-After: 10\r\nConnection: close\r\n\r\n*** the room is full, try again later\n"
+    );
+    // On the chat port, the one too many is told as ever.
+    let mut extra = setup.line_client();
+    assert!(extra.wait().success(), "the extra client's connection was not closed");
+    assert_eq!(extra.stdout.text(), ROOM_FULL);
+    alice.type_in("still here\n");
+    a.see("alice: still here\n");
+    a.done();
+    let log = setup.log();
+    assert!(log.contains(" (web)\n") && log.contains("the room is full, closing"), "the server's log:\n{log}");
 }

@@ -1601,3 +1601,16 @@ fn a_client_disconnected_while_it_is_the_slowest_reader_leaves_once() {
         assert_eq!(heard.matches("bob left!").count(), 1, "after {lines} lines");
     }
 }
+
+#[test]
+fn a_tls_client_on_the_plain_port_is_told_and_never_joins() {
+    let mut sim = Sim::new();
+    let alice = sim.line_client("alice");
+    let tls = sim.connect();
+    // The start of a ClientHello, with a `\n` in it as there may be.
+    sim.send(tls, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\x8f\x11");
+    assert_eq!(sim.recv(tls), "*** this port speaks plain text, not TLS\n");
+    assert_eq!(sim.closed(tls), Some(Reason::Protocol));
+    sim.tick(1000);
+    assert_eq!(sim.recv(alice), "", "nobody joined");
+}

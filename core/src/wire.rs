@@ -63,6 +63,11 @@ pub const WEB_ROOM_FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-T
 /// the connection.
 pub const WEB_BANNED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\nConnection: close\r\n\r\n*** you are banned from this room\n";
 
+/// What a TLS client that came to a plain-text port gets before the room
+/// closes the connection (its first bytes were a TLS handshake record),
+/// rather than joining under a nickname made of its ClientHello.
+pub const NOT_TLS: &[u8] = b"*** this port speaks plain text, not TLS\n";
+
 /// What a client is asked after its nickname when the room has a password:
 /// its next line is the password.
 pub const PASSWORD_ASK: &[u8] = b"*** this room has a password: send it as your next line\n";
@@ -179,7 +184,7 @@ mod test {
 
     #[test]
     fn notices_end_in_a_newline_and_cannot_parse_as_chat() {
-        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END, BANNED, PASSWORD_ASK] {
+        for notice in [ROOM_FULL, TOO_SLOW, SHUTDOWN, SLOW_DOWN, HISTORY_END, BANNED, PASSWORD_ASK, NOT_TLS] {
             assert!(notice.starts_with(NOTICE.as_bytes()) && notice.ends_with(b"\n"));
         }
     }

@@ -8,10 +8,15 @@
 //! - [`TcpConn`] makes a smoltcp TCP socket an `embedded_io` connection, so
 //!   [`Room::pump`](chat_core::Room::pump) drives it as it drives a std
 //!   socket.
-//! - [`Server`] owns a smoltcp interface and a pool of TCP sockets, all
-//!   listening on the chat port: one per client slot plus a spare, so the
-//!   connection one beyond capacity is still accepted and told
-//!   [`ROOM_FULL`](chat_core::ROOM_FULL) before it is closed. A socket whose
+//! - [`Server`] owns a smoltcp interface and a pool of TCP sockets
+//!   listening on the chat port and, with [`Settings::web_port`], on the
+//!   web port, whose connections the room takes as browsers
+//!   ([`Room::accept_web`](chat_core::Room::accept_web): the chat page, and
+//!   its WebSocket into the room). One socket per client slot plus a spare
+//!   for each port, so the connection one beyond capacity is still accepted
+//!   and told [`ROOM_FULL`](chat_core::ROOM_FULL) (in HTTP on the web port)
+//!   before it is closed; every socket serves either port, the free ones
+//!   shared out between the two. A socket whose
 //!   connection is over listens again at once: where the server closed
 //!   first, smoltcp would keep it in TIME-WAIT for 10 s, and a burst of
 //!   short sessions would find no socket listening, so TIME-WAIT is

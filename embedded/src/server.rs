@@ -1,8 +1,9 @@
 //! The server loop: a smoltcp interface, a pool of TCP sockets listening on
-//! the chat port, and a [`Room`] that decides everything said over them.
+//! the chat port (and the web port, if any), and a [`Room`] that decides
+//! everything said over them.
 
-use chat_core::wire::{BANNED, ROOM_FULL};
-use chat_core::{ClientId, Duration as ChatDuration, Instant, Room, Status};
+use chat_core::wire::{BANNED, ROOM_FULL, WEB_BANNED, WEB_ROOM_FULL};
+use chat_core::{ClientId, Duration as ChatDuration, Instant, Refused, Room, Status};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
@@ -19,12 +20,21 @@ use crate::fmt::{debug, info, warning};
 pub const LINGER: ChatDuration = ChatDuration::from_secs(5);
 
 /// The smallest receive or send buffer a socket may have: the send buffer
-/// of a fresh connection must take [`ROOM_FULL`] (or [`BANNED`]) whole, as it is written
+/// of a fresh connection must take what a refused connection is told whole
+/// ([`ROOM_FULL`] or [`BANNED`], on the web port their HTTP responses
+/// [`WEB_ROOM_FULL`] and [`WEB_BANNED`], about 150 bytes), as it is written
 /// once and the connection closed.
-pub const MIN_BUFFER: usize = 64;
+pub const MIN_BUFFER: usize = 256;
 
-// The notices a refused connection gets fit a fresh send buffer whole.
-const _: () = assert!(ROOM_FULL.len() <= MIN_BUFFER && BANNED.len() <= MIN_BUFFER);
+// What a refused connection is told fits a fresh send buffer whole.
+const _: () = {
+    let answers = [ROOM_FULL, BANNED, WEB_ROOM_FULL, WEB_BANNED];
+    let mut i = 0;
+    while i < answers.len() {
+        assert!(answers[i].len() <= MIN_BUFFER);
+        i += 1;
+    }
+};
 
 /// Keep-alive probes on idle connections, and the silence after which a
 /// connection is reset: a peer that vanished without a FIN or RST (cable
@@ -46,9 +56,19 @@ pub struct Settings {
     pub gateway: Option<Ipv4Address>,
     /// The chat port, not 0.
     pub port: u16,
+    /// The web port, if browsers are served (the core's page, and its
+    /// WebSocket into the room: [`Room::accept_web`]); not 0, not `port`.
+    pub web_port: Option<u16>,
     /// Seeds TCP's initial sequence numbers; should differ on every start
     /// (it need not be secret).
     pub random_seed: u64,
+}
+
+/// Which port a socket listens on: the chat port or the web port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Door {
+    Chat,
+    Web,
 }
 
 /// What one socket of the pool is doing.
@@ -56,8 +76,9 @@ pub struct Settings {
 enum Role {
     /// Not set up yet (a fresh [`Slot`]).
     Unused,
-    /// Listening on the chat port, or in the middle of a handshake.
-    Listening,
+    /// Listening on the chat port or the web port, or in the middle of a
+    /// handshake there.
+    Listening(Door),
     /// Carrying a client of the room.
     Client(ClientId),
     /// Closed by us (its client left, or it was told the room is full);
@@ -92,9 +113,20 @@ impl Slot {
 ///
 /// There are `storage.len()` sockets; `slots` has as many entries, and
 /// `rx` and `tx` are split evenly among them as their receive and send
-/// buffers. Give the pool one socket more than the room has client slots:
-/// a connection beyond capacity then still gets through the handshake and
-/// is told [`ROOM_FULL`] instead of being refused unheard.
+/// buffers. Give the pool one socket more than the room has client slots
+/// (two with a web port: a spare for each port): a connection beyond
+/// capacity then still gets through the handshake and is told
+/// [`ROOM_FULL`] (a browser: [`WEB_ROOM_FULL`]) instead of being refused
+/// unheard.
+///
+/// Every socket serves either port. A smoltcp socket listens on one port
+/// at a time, so with a web port the free sockets are shared between the
+/// two: a socket that starts listening takes the port with fewer sockets
+/// listening, and when one port has none left while the other has two or
+/// more idle, one of those moves over. A room's clients can then be all
+/// line clients, all browsers or any mix, on one socket per client plus
+/// the spares; a pool split in two fixed halves would need a spare and
+/// room for every client on each side.
 pub struct Sockets<'a> {
     /// smoltcp's socket table.
     pub storage: &'a mut [SocketStorage<'a>],
@@ -154,21 +186,24 @@ pub struct Server<'a> {
     slots: &'a mut [Slot],
     room: Room<'a>,
     port: u16,
+    web_port: Option<u16>,
     /// False once [`Server::shutdown`] was called.
     accepting: bool,
 }
 
 impl<'a> Server<'a> {
-    /// A server with the address in `settings`, listening on its port with
-    /// every socket in `sockets`, for the clients of `room`.
+    /// A server with the address in `settings`, listening on its port (and
+    /// its web port) with every socket in `sockets`, for the clients of
+    /// `room`.
     ///
     /// # Panics
     ///
     /// On configuration errors, not on anything a peer can cause: if
     /// `device` is not an Ethernet device, if `settings` has a multicast
-    /// MAC or IP address or port 0, if there are no sockets, if `slots` is
-    /// not as long as `storage`, or if a socket's share of `rx` or `tx` is
-    /// under [`MIN_BUFFER`] bytes.
+    /// MAC or IP address, a port 0, or a web port that is the chat port, if
+    /// there are no sockets (or fewer than two with a web port), if `slots`
+    /// is not as long as `storage`, or if a socket's share of `rx` or `tx`
+    /// is under [`MIN_BUFFER`] bytes.
     pub fn new<D>(device: &mut D, settings: &Settings, now: Instant, room: Room<'a>, sockets: Sockets<'a>) -> Self
     where
         D: Device + ?Sized,
@@ -178,6 +213,10 @@ impl<'a> Server<'a> {
         assert!(count > 0, "the server needs at least one socket");
         assert_eq!(slots.len(), count, "one slot per socket");
         assert!(settings.port != 0, "the chat port cannot be 0");
+        if let Some(web) = settings.web_port {
+            assert!(web != 0 && web != settings.port, "the web port cannot be 0 or the chat port");
+            assert!(count >= 2, "the server needs a socket for each port");
+        }
         let (rx_len, tx_len) = (rx.len() / count, tx.len() / count);
         assert!(rx_len >= MIN_BUFFER && tx_len >= MIN_BUFFER, "socket buffers need at least {} bytes", MIN_BUFFER);
 
@@ -193,25 +232,29 @@ impl<'a> Server<'a> {
             let _ = iface.routes_mut().add_default_ipv4_route(gateway);
         }
 
-        let mut set = SocketSet::new(storage);
+        let set = SocketSet::new(storage);
+        let mut server = Server {
+            iface,
+            sockets: set,
+            slots,
+            room,
+            port: settings.port,
+            web_port: settings.web_port,
+            accepting: true,
+        };
         let buffers = rx.chunks_exact_mut(rx_len).zip(tx.chunks_exact_mut(tx_len));
-        for (slot, (rx, tx)) in slots.iter_mut().zip(buffers) {
+        for (index, (rx, tx)) in buffers.enumerate().take(count) {
             let mut socket = Socket::new(SocketBuffer::new(rx), SocketBuffer::new(tx));
             // Chat lines are small and should leave at once, not wait for
             // the previous one's acknowledgement.
             socket.set_nagle_enabled(false);
             socket.set_keep_alive(Some(KEEP_ALIVE));
             socket.set_timeout(Some(TIMEOUT));
-            // Several sockets may listen on one port: a SYN goes to the
-            // first that is listening.
-            let role = match socket.listen(settings.port) {
-                Ok(()) => Role::Listening,
-                Err(_) => Role::Idle,
-            };
-            *slot = Slot { handle: Some(set.add(socket)), role, remote: None, socket_of_client: None };
+            let handle = server.sockets.add(socket);
+            server.slots[index] = Slot { handle: Some(handle), role: Role::Idle, remote: None, socket_of_client: None };
+            server.listen(index, server.next_door());
         }
-
-        Server { iface, sockets: set, slots, room, port: settings.port, accepting: true }
+        server
     }
 
     /// The room, to see how many are in it.
@@ -269,7 +312,7 @@ impl<'a> Server<'a> {
         self.room.shutdown(now);
         for slot in self.slots.iter_mut() {
             let Some(handle) = slot.handle else { continue };
-            if let Role::Listening = slot.role {
+            if let Role::Listening(_) = slot.role {
                 let socket = self.sockets.get_mut::<Socket>(handle);
                 // A connection still in its handshake is reset; a listening
                 // socket just stops.
@@ -284,6 +327,7 @@ impl<'a> Server<'a> {
         for index in 0..self.slots.len() {
             self.service_one(index, now);
         }
+        self.balance();
         // A line read from one client is news for others, and those pumped
         // before it in the pass above have not sent it yet.
         while let Some(id) = self.room.poll_ready(now) {
@@ -299,10 +343,10 @@ impl<'a> Server<'a> {
         let socket = self.sockets.get_mut::<Socket>(handle);
         match self.slots[index].role {
             Role::Unused | Role::Idle => {}
-            Role::Listening => match socket.state() {
+            Role::Listening(door) => match socket.state() {
                 // The handshake failed (timed out or reset): listen again.
                 State::Closed | State::TimeWait => self.recycle(index),
-                _ if socket.may_send() => self.accept(index, now),
+                _ if socket.may_send() => self.accept(index, door, now),
                 // Listening, or in the handshake.
                 _ => {}
             },
@@ -331,15 +375,20 @@ impl<'a> Server<'a> {
     }
 
     /// A connection on a listening socket completed its handshake.
-    fn accept(&mut self, index: usize, now: Instant) {
+    fn accept(&mut self, index: usize, door: Door, now: Instant) {
         let slot = &mut self.slots[index];
         let Some(handle) = slot.handle else { return };
         let socket = self.sockets.get_mut::<Socket>(handle);
         slot.remote = socket.remote_endpoint();
+        let peer = slot.remote.map(|remote| remote.addr.into());
+        let (accepted, tag) = match door {
+            Door::Chat => (self.room.accept(now, peer), ""),
+            Door::Web => (self.room.accept_web(now, peer), " (web)"),
+        };
         if let Some(remote) = slot.remote {
-            info!("Connected with {}", remote);
+            info!("Connected with {}{}", remote, tag);
         }
-        match self.room.accept(now, slot.remote.map(|remote| remote.addr.into())) {
+        match accepted {
             Ok(id) => {
                 slot.role = Role::Client(id);
                 if let Some(entry) = self.slots.get_mut(id.index()) {
@@ -354,8 +403,8 @@ impl<'a> Server<'a> {
                     None => info!("socket {}: {}, closing", index, refused.describe()),
                 }
                 // The send buffer of a fresh connection is empty and at
-                // least MIN_BUFFER bytes: the notice fits whole.
-                let notice = refused.notice();
+                // least MIN_BUFFER bytes: the answer fits whole.
+                let notice = answer(refused, door);
                 if socket.send_slice(notice) != Ok(notice.len()) {
                     warning!("socket {}: the notice did not fit", index);
                 }
@@ -385,24 +434,92 @@ impl<'a> Server<'a> {
     /// Puts a socket whose connection is over back to listening.
     fn recycle(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        let Some(handle) = slot.handle else { return };
         slot.remote = None;
-        if !self.accepting {
-            slot.role = Role::Idle;
-            return;
-        }
-        let socket = self.sockets.get_mut::<Socket>(handle);
-        // `listen` resets a socket that is closed or in TIME-WAIT.
-        slot.role = match socket.listen(self.port) {
-            Ok(()) => {
-                debug!("socket {} listening again", index);
-                Role::Listening
+        slot.role = Role::Idle;
+        if self.accepting {
+            let door = self.next_door();
+            self.listen(index, door);
+            if let Role::Listening(_) = self.slots[index].role {
+                debug!("socket {} listening again, on port {}", index, self.port_of(door));
             }
+        }
+    }
+
+    /// Makes a socket that is closed (or in TIME-WAIT, which `listen`
+    /// resets) listen on `door`'s port. Several sockets may listen on one
+    /// port: a SYN goes to the first that is listening.
+    fn listen(&mut self, index: usize, door: Door) {
+        let port = self.port_of(door);
+        let slot = &mut self.slots[index];
+        let Some(handle) = slot.handle else { return };
+        slot.role = match self.sockets.get_mut::<Socket>(handle).listen(port) {
+            Ok(()) => Role::Listening(door),
             Err(_) => {
-                warning!("socket {} cannot listen again", index);
+                warning!("socket {} cannot listen on port {}", index, port);
                 Role::Idle
             }
         };
+    }
+
+    /// Sockets listening on `door`'s port with no handshake under way: those
+    /// that can take its next SYN.
+    fn idle_listeners(&self, door: Door) -> impl Iterator<Item = usize> + use<'_, 'a> {
+        self.slots.iter().enumerate().filter_map(move |(index, slot)| {
+            let handle = slot.handle?;
+            let idle = matches!(slot.role, Role::Listening(d) if d == door)
+                && self.sockets.get::<Socket>(handle).state() == State::Listen;
+            idle.then_some(index)
+        })
+    }
+
+    /// The port a socket that starts listening takes: the one with fewer
+    /// sockets waiting for a SYN (the chat port on a tie, and always
+    /// without a web port).
+    fn next_door(&self) -> Door {
+        if self.web_port.is_some() && self.idle_listeners(Door::Web).count() < self.idle_listeners(Door::Chat).count() {
+            Door::Web
+        } else {
+            Door::Chat
+        }
+    }
+
+    /// With a web port: when one port has no socket waiting for a SYN and
+    /// the other has two or more, moves one over, so that either port
+    /// answers while there are sockets to spare (a connection refused by
+    /// the room is still told why).
+    fn balance(&mut self) {
+        if self.web_port.is_none() || !self.accepting {
+            return;
+        }
+        for (empty, full) in [(Door::Chat, Door::Web), (Door::Web, Door::Chat)] {
+            if self.idle_listeners(empty).next().is_some() {
+                continue;
+            }
+            let Some(index) = self.idle_listeners(full).nth(1) else { continue };
+            if let Some(handle) = self.slots[index].handle {
+                // A listening socket has no peer: aborting it sends nothing.
+                self.sockets.get_mut::<Socket>(handle).abort();
+                self.listen(index, empty);
+                debug!("socket {} moved to port {}", index, self.port_of(empty));
+            }
+        }
+    }
+
+    /// The port `door` stands for.
+    fn port_of(&self, door: Door) -> u16 {
+        match door {
+            Door::Web => self.web_port.unwrap_or(self.port),
+            Door::Chat => self.port,
+        }
+    }
+}
+
+/// What a connection the room refused is told: a notice on the chat port,
+/// an HTTP response on the web port.
+fn answer(refused: Refused, door: Door) -> &'static [u8] {
+    match door {
+        Door::Chat => refused.notice(),
+        Door::Web => refused.http_response(),
     }
 }
 

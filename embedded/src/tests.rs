@@ -11,7 +11,8 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use chat_core::{Config, Instant, Room, ROOM_FULL};
+use chat_core::wire::WEB_ROOM_FULL;
+use chat_core::{ClientId, Config, Dialect, Instant, Room, ROOM_FULL};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{Socket, SocketBuffer, State};
@@ -22,6 +23,7 @@ use crate::{Server, Settings, Sockets, Storage};
 
 const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const PORT: u16 = 55555;
+const WEB_PORT: u16 = 8080;
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
@@ -98,8 +100,17 @@ struct Net<'s> {
 impl<'s> Net<'s> {
     /// The server on `room` and `sockets` at one end of a new cable.
     fn new(room: Room<'s>, sockets: Sockets<'s>) -> Self {
+        Net::with(&settings(), room, sockets)
+    }
+
+    /// The same, with a web port.
+    fn with_web(room: Room<'s>, sockets: Sockets<'s>) -> Self {
+        Net::with(&Settings { web_port: Some(WEB_PORT), ..settings() }, room, sockets)
+    }
+
+    fn with(settings: &Settings, room: Room<'s>, sockets: Sockets<'s>) -> Self {
         let (mut server_end, mut end) = cable();
-        let server = Server::new(&mut server_end, &settings(), Instant::ZERO, room, sockets);
+        let server = Server::new(&mut server_end, settings, Instant::ZERO, room, sockets);
         let mut config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, 2])));
         config.random_seed = 7;
         let mut iface = Interface::new(config, &mut end, NetInstant::ZERO);
@@ -131,9 +142,13 @@ impl<'s> Net<'s> {
     }
 
     fn connect(&mut self) -> Conn {
+        self.connect_to(PORT)
+    }
+
+    fn connect_to(&mut self, port: u16) -> Conn {
         let mut socket = Socket::new(SocketBuffer::new(vec![0; 4096]), SocketBuffer::new(vec![0; 4096]));
         self.next_port += 1;
-        socket.connect(self.iface.context(), (SERVER, PORT), self.next_port).unwrap();
+        socket.connect(self.iface.context(), (SERVER, port), self.next_port).unwrap();
         Conn { handle: self.sockets.add(socket), got: String::new(), want: String::new() }
     }
 
@@ -170,6 +185,13 @@ impl<'s> Net<'s> {
         self.sockets.remove(conn.handle);
     }
 
+    /// A connection to `port` that is told `answer` (a refusal) and closed.
+    fn refused(&mut self, port: u16, answer: &[u8]) {
+        let mut conn = self.connect_to(port);
+        self.expect(&mut conn, core::str::from_utf8(answer).unwrap());
+        self.expect_closed(conn);
+    }
+
     /// A line client registered as `nick`.
     fn join(&mut self, nick: &str) -> Conn {
         let mut conn = self.connect();
@@ -186,6 +208,7 @@ fn settings() -> Settings {
         address: Ipv4Cidr::new(SERVER, 24),
         gateway: None,
         port: PORT,
+        web_port: None,
         random_seed: 1,
     }
 }
@@ -218,13 +241,9 @@ fn the_connection_beyond_capacity_is_told_the_room_is_full() {
     let mut alice = net.join("alice");
     let mut bob = net.join("bob");
     net.expect(&mut alice, "bob joined!\n");
-    let mut extra = net.connect();
-    net.expect(&mut extra, core::str::from_utf8(ROOM_FULL).unwrap());
-    net.expect_closed(extra);
+    net.refused(PORT, ROOM_FULL);
     // The spare socket listens again: another one is told too.
-    let mut again = net.connect();
-    net.expect(&mut again, core::str::from_utf8(ROOM_FULL).unwrap());
-    net.expect_closed(again);
+    net.refused(PORT, ROOM_FULL);
     net.send(&bob, "still here\n");
     net.expect(&mut alice, "bob: still here\n");
     net.expect(&mut bob, "bob: still here\n");
@@ -289,4 +308,53 @@ fn an_idle_server_has_no_deadline() {
 /// sockets, and their transcripts stay what they test.
 fn quiet() -> Config {
     Config { history: 0, ..Config::default() }
+}
+
+#[test]
+fn a_full_room_is_told_so_on_both_ports() {
+    // Three clients, five sockets: three listen on the chat port and two on
+    // the web port at first. Three line clients take the chat port's three;
+    // one of the web port's moves over, so that either port still answers.
+    let mut room = chat_core::Storage::<3, 64, 8192>::new();
+    let mut sockets = Storage::<5, 1024, 1024>::new();
+    let mut net = Net::with_web(room.room(quiet()), sockets.sockets());
+
+    let mut alice = net.join("alice");
+    let mut bob = net.join("bob");
+    let _carol = net.join("carol");
+    net.expect(&mut alice, "bob joined!\ncarol joined!\n");
+    net.expect(&mut bob, "carol joined!\n");
+    for _ in 0..2 {
+        net.refused(PORT, ROOM_FULL);
+        net.refused(WEB_PORT, WEB_ROOM_FULL);
+    }
+    net.send(&bob, "still here\n");
+    net.expect(&mut alice, "bob: still here\n");
+    net.expect(&mut bob, "bob: still here\n");
+}
+
+#[test]
+fn the_web_port_s_connections_are_the_room_s_browsers() {
+    let mut room = chat_core::Storage::<3, 64, 8192>::new();
+    let mut sockets = Storage::<5, 1024, 1024>::new();
+    let mut net = Net::with_web(room.room(quiet()), sockets.sockets());
+
+    let mut alice = net.join("alice");
+    let mut browser = net.connect_to(WEB_PORT);
+    net.until("the browser's slot", |net| net.server.room().len() == 2);
+    let dialects: Vec<Dialect> = (0..3).map(|i| net.server.room().dialect(ClientId::new(i).unwrap())).collect();
+    assert_eq!(dialects, [Dialect::Line, Dialect::Web, Dialect::Unknown]);
+    // A browser speaks first: it is sent nothing until it asks.
+    net.until("a while", |net| net.now > 1_000);
+    net.expect(&mut browser, "");
+    // The line clients after it are pumped through their own sockets.
+    let mut bob = net.join("bob");
+    net.expect(&mut alice, "bob joined!\n");
+    net.send(&alice, "hi bob\n");
+    net.expect(&mut alice, "alice: hi bob\n");
+    net.expect(&mut bob, "alice: hi bob\n");
+    net.expect(&mut browser, "");
+    // Its hang-up frees its slot.
+    net.socket(&browser).close();
+    net.until("the browser's departure", |net| net.server.room().len() == 2);
 }

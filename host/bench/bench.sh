@@ -4,7 +4,7 @@
 #   host/bench/bench.sh [RUNS] [SECTION...]
 #
 # RUNS repetitions of each row (default 3); the sections (default all):
-# compare, paced, idle, tap, criterion, scale; and, only when named,
+# compare, web, paced, idle, tap, criterion, scale; and, only when named,
 # versus (OLD_SERVER=path/to/an/older/chat-server: the same unpaced load on
 # this one and that one, alternating). Release builds of
 # chat-server, tap-server and chat-bench; each row runs RUNS times against a
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 
 runs=${1:-3}
 shift || true
-sections=${*:-compare paced idle tap criterion scale}
+sections=${*:-compare web paced idle tap criterion scale}
 # want SECTION: whether this run includes it.
 want() { [[ " $sections " == *" $1 "* ]]; }
 out=target/bench
@@ -80,6 +80,24 @@ for c in 10 50 100; do
         row "ceiling-c$c" --ceiling -c "$c" -m 100 -s 64 --batch 16
     done
 done
+fi
+
+if want web; then
+echo "==> web clients (WebSocket) vs line clients on one chat-server --web, unpaced, C=100, M=100, S=64"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for _ in $(seq "$runs"); do
+    start server "$server" --listen 127.0.0.1:0 --web 127.0.0.1:0 --no-throttle --capacity 11000
+    web=
+    for _ in $(seq 100); do
+        web=$(sed -n 's/^web on //p' "$out/server.out" | head -n 1)
+        [ -n "$web" ] && break
+        sleep 0.05
+    done
+    row web-line-c100 "$addr" -c 100 -m 100 -s 64 --server-pid "$pid"
+    row web-web-c100 "$web" -c 100 -m 100 -s 64 --dialect web --server-pid "$pid"
+    stop
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
 if want versus; then
@@ -206,6 +224,15 @@ if runs("server-line-c10"):
         print(f"| {c} | {span(f'server-line-c{c}')}, errors {errors(f'server-line-c{c}')} | {span(f'server-seed-c{c}')}, errors {errors(f'server-seed-c{c}')} "
               f"| {span(f'python-c{c}')}, errors {errors(f'python-c{c}')} | {span(f'python-window1-c{c}')}, errors {errors(f'python-window1-c{c}')} "
               f"| {single/1e6:.2f}M | {batched/1e6:.2f}M | {line/py:.1f}× | {line/batched:.2f}× |")
+if runs("web-web-c100"):
+    line, web = rate("web-line-c100"), rate("web-web-c100")
+    print(f"\nC=100 unpaced on one chat-server --web: line {span('web-line-c100')}, errors {errors('web-line-c100')}; "
+          f"web {span('web-web-c100')}, errors {errors('web-web-c100')}; web ÷ line {web/line:.2f}")
+    print(f"  latency p50 / p90 / p99 / max (ms): line {lat('web-line-c100')}, web {lat('web-web-c100')}")
+    cpu = lambda name, who: med([(r.get(who) or {}).get("ms_per_1000_deliveries", float("nan")) for r in runs(name)])
+    print(f"  CPU per 1,000 deliveries (ms): server line {cpu('web-line-c100', 'server_cpu'):.3f}, "
+          f"web {cpu('web-web-c100', 'server_cpu'):.3f}; chat-bench line {cpu('web-line-c100', 'bench_cpu'):.3f}, "
+          f"web {cpu('web-web-c100', 'bench_cpu'):.3f}")
 if runs("versus-new"):
     new, old = rate("versus-new"), rate("versus-old")
     print(f"\nversus, C=100 unpaced: this chat-server {span('versus-new')}, errors {errors('versus-new')}; "

@@ -8,7 +8,9 @@
 //! deadline: an idle server uses no CPU.
 //!
 //! A second, TLS, listener may feed the same room ([`Server::listen_tls`]):
-//! its connections are [`Conn::Tls`], pumped by the same code.
+//! its connections are [`Conn::Tls`], pumped by the same code. So may a web
+//! listener ([`Server::listen_web`]): its connections are browsers, taken
+//! with [`Room::accept_web`].
 
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ pub use room_args::Secrets;
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
+const WEB_LISTENER: Token = Token(usize::MAX - 4);
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
@@ -68,12 +71,26 @@ impl Storage {
     }
 }
 
-/// A server about to run: the listening socket, the poller, and the room.
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Door {
+    /// The chat port: line and seed clients.
+    Chat,
+    /// The TLS listener: the same clients in a TLS session.
+    Tls,
+    /// The web port: browsers, for the page and its WebSocket
+    /// ([`Room::accept_web`]).
+    Web,
+}
+
+/// A server about to run: the listening sockets, the poller, and the room.
 pub struct Server<'a> {
     room: Room<'a>,
     listener: TcpListener,
     /// The TLS listener and what its sessions are made from.
     tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    /// The web listener, if the server has one ([`Server::listen_web`]).
+    web: Option<TcpListener>,
     poll: Poll,
     signals: UnixStream,
     conns: Vec<Option<Conn>>,
@@ -110,6 +127,7 @@ impl<'a> Server<'a> {
             room,
             listener,
             tls: None,
+            web: None,
             poll,
             signals,
             conns: (0..capacity).map(|_| None).collect(),
@@ -131,18 +149,36 @@ impl<'a> Server<'a> {
         self.listener.local_addr()
     }
 
+    /// Also serves browsers on `listener`: its connections are taken with
+    /// [`Room::accept_web`] (the room serves the page and the WebSocket),
+    /// in the same loop, with the same backoff when descriptors run out.
+    pub fn listen_web(&mut self, listener: std::net::TcpListener) -> io::Result<()> {
+        self.web = Some(self.watch(listener, WEB_LISTENER)?);
+        Ok(())
+    }
+
+    /// The address of the web listener, if there is one.
+    pub fn web_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.web.as_ref().map(TcpListener::local_addr)
+    }
+
     /// Also accepts TLS clients on `listener`, into the same room.
     pub fn listen_tls(&mut self, listener: std::net::TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
-        self.poll.registry().register(&mut listener, TLS_LISTENER, Interest::READABLE)?;
-        self.tls = Some((listener, config));
+        self.tls = Some((self.watch(listener, TLS_LISTENER)?, config));
         Ok(())
     }
 
     /// The address the TLS listener listens on, if there is one.
     pub fn tls_local_addr(&self) -> Option<io::Result<SocketAddr>> {
         self.tls.as_ref().map(|(listener, _)| listener.local_addr())
+    }
+
+    /// A further listener, watched by the poller as `token`.
+    fn watch(&self, listener: std::net::TcpListener, token: Token) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+        Ok(listener)
     }
 
     fn now(&self) -> Instant {
@@ -162,8 +198,9 @@ impl<'a> Server<'a> {
             let now = self.now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now, false),
-                    TLS_LISTENER => self.accept(now, true),
+                    LISTENER => self.accept(now, Door::Chat),
+                    TLS_LISTENER => self.accept(now, Door::Tls),
+                    WEB_LISTENER => self.accept(now, Door::Web),
                     SIGNAL => self.start_shutdown(now),
                     Token(slot) => {
                         let hung_up = event.is_read_closed() || event.is_error();
@@ -178,8 +215,9 @@ impl<'a> Server<'a> {
             }
             if self.accept_again.is_some_and(|at| now >= at) {
                 self.accept_again = None;
-                self.accept(now, false);
-                self.accept(now, true);
+                for door in [Door::Chat, Door::Tls, Door::Web] {
+                    self.accept(now, door);
+                }
             }
             self.room.handle_timeout(now);
             while let Some(id) = self.room.poll_ready(now) {
@@ -194,21 +232,26 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// The listener behind `door`, if the server has it.
+    fn listener(&self, door: Door) -> Option<&TcpListener> {
+        match door {
+            Door::Chat => Some(&self.listener),
+            Door::Tls => self.tls.as_ref().map(|(listener, _)| listener),
+            Door::Web => self.web.as_ref(),
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         [self.room.poll_timeout(), self.accept_again, self.shutdown_by].into_iter().flatten().min()
     }
 
-    /// Accepts what waits on the plain listener, or on the TLS one.
-    fn accept(&mut self, now: Instant, tls: bool) {
+    /// Accepts what waits on one of the listeners.
+    fn accept(&mut self, now: Instant, door: Door) {
         if self.shutdown_by.is_some() || self.accept_again.is_some() {
             return;
         }
         loop {
-            let listener = match (tls, &self.tls) {
-                (false, _) => &self.listener,
-                (true, Some((listener, _))) => listener,
-                (true, None) => return,
-            };
+            let Some(listener) = self.listener(door) else { return };
             let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -231,7 +274,7 @@ impl<'a> Server<'a> {
             }
             let socket = Socket::new(stream, peer);
             let mut conn = match &self.tls {
-                Some((_, config)) if tls => match TlsConn::new(socket, config.clone()) {
+                Some((_, config)) if door == Door::Tls => match TlsConn::new(socket, config.clone()) {
                     Ok(session) => Conn::Tls(Box::new(session)),
                     Err(e) => {
                         warn!("{peer}: cannot start a TLS session: {e}");
@@ -240,14 +283,24 @@ impl<'a> Server<'a> {
                 },
                 _ => Conn::Plain(socket),
             };
-            let id = match self.room.accept(now, Some(peer.ip())) {
+            let accepted = match door {
+                Door::Web => self.room.accept_web(now, Some(peer.ip())),
+                Door::Chat | Door::Tls => self.room.accept(now, Some(peer.ip())),
+            };
+            let id = match accepted {
                 Ok(id) => id,
                 Err(refused) => {
-                    info!("Refused {peer}: {refused}");
-                    // Best effort: a new socket has room for one short line.
-                    // A TLS client is closed without it: no session yet.
+                    info!("Refused {peer}{}: {refused}", door.tag());
+                    // Best effort: a new socket has room for one short
+                    // answer. A TLS client is closed without it: no session
+                    // yet.
                     if let Conn::Plain(_) = conn {
-                        let _ = embedded_io::Write::write(&mut conn, refused.notice());
+                        let answer = match door {
+                            Door::Web => refused.http_response(),
+                            Door::Chat | Door::Tls => refused.notice(),
+                        };
+                        let _ = embedded_io::Write::write(&mut conn, answer);
+                        conn.close();
                     }
                     continue;
                 }
@@ -258,7 +311,7 @@ impl<'a> Server<'a> {
                 self.room.disconnect(id, chat_core::Reason::Io(embedded_io::ErrorKind::Other));
                 continue;
             }
-            info!("Connected with {peer}{}", if tls { " (TLS)" } else { "" });
+            info!("Connected with {peer}{}", door.tag());
             self.conns[id.index()] = Some(conn);
         }
     }
@@ -282,6 +335,17 @@ impl<'a> Server<'a> {
             info!("shutting down: telling {clients} client{}", if clients == 1 { "" } else { "s" });
             self.room.shutdown(now);
             self.shutdown_by = Some(now + self.room.config().drain_timeout);
+        }
+    }
+}
+
+impl Door {
+    /// How the log tells the listeners' connections apart.
+    fn tag(self) -> &'static str {
+        match self {
+            Door::Chat => "",
+            Door::Tls => " (TLS)",
+            Door::Web => " (web)",
         }
     }
 }

@@ -205,6 +205,17 @@ pub fn listening_addr(server: &Proc) -> String {
         .to_string()
 }
 
+/// The address a server's web listener is on: after `listening on ADDR`,
+/// its stdout says `web on ADDR` (`chat-server --web`, `tap-server`).
+pub fn web_addr(server: &Proc) -> String {
+    let text = server.stdout.wait_for_n("\n", 2);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix("web on "))
+        .unwrap_or_else(|| panic!("a server's second line: {text:?}"))
+        .to_string()
+}
+
 /// A `chat-server` on an ephemeral loopback port.
 pub struct ChatServer {
     pub proc: Proc,

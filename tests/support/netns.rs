@@ -27,6 +27,8 @@ pub const SERVER_ADDRESS: &str = "192.168.69.1/24";
 pub const HOST_ADDRESS: &str = "192.168.69.100/24";
 /// The chat port the servers in the namespaces listen on.
 pub const PORT: &str = "55555";
+/// Their web port: the chat page, and its WebSocket into the room.
+pub const WEB_PORT: &str = "80";
 
 /// Why namespaces with TAP devices cannot be made here, if they cannot:
 /// they need root, `ip` (iproute2), `/dev/net/tun` and python3 (the
@@ -186,6 +188,115 @@ s.shutdown(socket.SHUT_WR)
 threading.Event().wait()
 "#;
 
+/// A browser, as far as the server can tell: fetches `GET /` from the web
+/// port argv[2] and prints what it needs to be checked, the status line, a
+/// few headers, whether `Content-Length` is the body's, and whether the
+/// body gunzips to argv[3] (the page's source).
+pub const PAGE_CLIENT: &str = r#"
+import gzip, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: %s:%d\r\nAccept-Encoding: gzip\r\n\r\n" % (host.encode(), port))
+data = b""
+while True:
+    got = s.recv(65536)
+    if not got:
+        break
+    data += got
+head, _, body = data.partition(b"\r\n\r\n")
+lines = head.decode().split("\r\n")
+print(lines[0])
+headers = dict(line.split(": ", 1) for line in lines[1:])
+for name in ("Content-Type", "Content-Encoding", "Connection"):
+    print("%s: %s" % (name, headers.get(name)))
+print("length %s" % ("right" if headers.get("Content-Length") == str(len(body)) else "wrong: %r" % headers))
+print("body %s" % ("is the page" if gzip.decompress(body) == open(sys.argv[3], "rb").read() else "is not the page"))
+"#;
+
+/// What [`PAGE_CLIENT`] prints for the page.
+pub const PAGE_FETCHED: &str = "HTTP/1.1 200 OK\nContent-Type: text/html; charset=utf-8\nContent-Encoding: gzip\n\
+                                Connection: close\nlength right\nbody is the page\n";
+
+/// A browser's WebSocket, as the page opens it: the upgrade to argv[1]'s
+/// web port argv[2] (its `Sec-WebSocket-Accept` checked), then each stdin
+/// line goes out as one masked text frame, and each text frame received is
+/// printed as a line; a close frame prints `[close CODE]` and is answered.
+/// Stdin's end sends a close (1000). It exits 0 when the server closes the
+/// connection.
+pub const WEB_CLIENT: &str = r#"
+import base64, hashlib, os, socket, sys, threading
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=10)
+key = base64.b64encode(os.urandom(16))
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: %s:%d\r\nOrigin: http://%s:%d\r\nUpgrade: websocket\r\n"
+          b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+          % (host.encode(), port, host.encode(), port, key))
+buf = b""
+while b"\r\n\r\n" not in buf:
+    got = s.recv(4096)
+    if not got:
+        sys.exit("closed during the upgrade: %r" % buf)
+    buf += got
+head, buf = buf.split(b"\r\n\r\n", 1)
+accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+if not head.startswith(b"HTTP/1.1 101 ") or b"\r\nSec-WebSocket-Accept: " + accept not in head:
+    sys.exit("upgrade refused: %r" % head)
+s.settimeout(None)
+lock = threading.Lock()
+def send(opcode, payload):
+    mask, n = os.urandom(4), len(payload)
+    length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    with lock:
+        try:
+            s.sendall(bytes([0x80 | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        except OSError:
+            pass
+def frame():
+    global buf
+    if len(buf) < 2:
+        return None
+    n, at = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, at = int.from_bytes(buf[2:4], "big"), 4
+    if len(buf) < at + n:
+        return None
+    opcode, payload, buf = buf[0] & 0x0F, buf[at:at + n], buf[at + n:]
+    return opcode, payload
+def receive():
+    global buf
+    while True:
+        while True:
+            got = frame()
+            if got is None:
+                break
+            opcode, payload = got
+            if opcode == 1:
+                sys.stdout.buffer.write(payload + b"\n")
+            elif opcode == 8:
+                sys.stdout.buffer.write(b"[close %d]\n" % int.from_bytes(payload[:2], "big"))
+                send(8, payload[:2])
+            elif opcode == 9:
+                send(10, payload)
+            sys.stdout.buffer.flush()
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+        buf += data
+threading.Thread(target=receive, daemon=True).start()
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    send(1, line.rstrip(b"\n"))
+send(8, (1000).to_bytes(2, "big"))
+threading.Event().wait()
+"#;
+
 /// Clients run inside a namespace, talking to the server at
 /// [`SERVER_IP`]:[`PORT`] in it: `tap-server`, or the firmware in QEMU.
 pub trait Clients {
@@ -211,6 +322,21 @@ pub trait Clients {
         Proc::spawn(self.ns().command("python3").args(["-c", LINE_CLIENT, SERVER_IP, PORT]))
     }
 
+    /// A browser's WebSocket ([`WEB_CLIENT`]) on the web port.
+    fn web_client(&self) -> Proc {
+        Proc::spawn(self.ns().command("python3").args(["-c", WEB_CLIENT, SERVER_IP, WEB_PORT]))
+    }
+
+    /// What fetching the page from the web port printed ([`PAGE_CLIENT`]).
+    fn fetch_page(&self) -> String {
+        let page = root().join("core/web/chat.html");
+        let mut fetch =
+            Proc::spawn(self.ns().command("python3").args(["-c", PAGE_CLIENT, SERVER_IP, WEB_PORT]).arg(page));
+        let status = fetch.wait();
+        assert!(status.success(), "fetching the page: {status}: {}", fetch.stderr.text());
+        fetch.stdout.text()
+    }
+
     /// A line client registered as `nick`, with its transcript so far.
     fn joined_line_client(&self, nick: &str) -> (Proc, Transcript) {
         let mut proc = self.line_client();
@@ -224,6 +350,45 @@ pub trait Clients {
         }
         (proc, seen)
     }
+}
+
+/// A browser fetches the page, opens its WebSocket and chats with a line
+/// client; every transcript is compared whole at every step.
+pub fn a_browser_fetches_the_page_and_chats_with_a_line_client(clients: &impl Clients) {
+    assert_eq!(clients.fetch_page(), PAGE_FETCHED);
+
+    let mut wendy = clients.web_client();
+    let mut w = Transcript::new("wendy", &wendy.stdout);
+    w.see("NICK\n");
+    wendy.type_in("wendy\n");
+    if clients.replays_history() {
+        w.see_joined_with_history("wendy");
+    } else {
+        w.see("wendy joined!\nConnected to server!\n");
+    }
+    let (mut lou, mut l) = clients.joined_line_client("lou");
+    w.see("lou joined!\n");
+
+    wendy.type_in("hello from a browser\n");
+    for t in [&mut w, &mut l] {
+        t.see("wendy: hello from a browser\n");
+    }
+    lou.type_in("/me waves\n");
+    for t in [&mut w, &mut l] {
+        t.see("* lou waves\n");
+    }
+    lou.type_in("/quit\n");
+    l.see("lou left!\n");
+    assert!(lou.wait().success(), "lou's connection was not closed by the server");
+    w.see("lou left!\n");
+    l.done();
+
+    // The browser leaves with a close frame: it sees its own `left!`, and
+    // the server's answering close, then the server closes the connection.
+    wendy.close_stdin();
+    w.see("wendy left!\n[close 1000]\n");
+    assert!(wendy.wait().success(), "wendy's client failed: {}", wendy.stderr.text());
+    w.done();
 }
 
 /// Two tutorial clients and a line client chat; every transcript is

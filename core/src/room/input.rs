@@ -8,7 +8,7 @@ use super::*;
 use crate::clean::clean;
 use crate::fmt::info;
 use crate::nick::{Nick, NickError};
-use crate::wire::{CONNECTED, GREETING, JOINED, SLOW_DOWN};
+use crate::wire::{CONNECTED, GREETING, JOINED, NOT_TLS, SLOW_DOWN};
 
 impl Room<'_> {
     // ----- flood control ----------------------------------------------------
@@ -70,6 +70,12 @@ impl Room<'_> {
             match client.dialect {
                 Dialect::Seed => return self.handle_seed_input(id, now, chunk_end),
                 Dialect::Web => return self.handle_web_input(id, now),
+                // A TLS handshake record (content type 22, version 3.x).
+                Dialect::Unknown if client.input.data().starts_with(&[0x16, 0x03]) => {
+                    client.input.clear();
+                    self.push(Recipient::One(id), &[NOT_TLS]);
+                    return self.start_leaving(id, Reason::Protocol, now);
+                }
                 Dialect::Unknown | Dialect::Line => {}
             }
             match client.input.next_line() {

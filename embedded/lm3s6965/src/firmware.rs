@@ -13,15 +13,19 @@ use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 use crate::{clock, eth, stack};
 
-/// The server's address on its network, and the chat port.
+/// The server's address on its network, the chat port, and the web port
+/// (the chat page, and its WebSocket into the room).
 const ADDRESS: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
 const PREFIX_LEN: u8 = 24;
 const PORT: u16 = 55555;
+const WEB_PORT: u16 = 80;
 
-/// The room's client slots, and the server's sockets: one more, so that the
-/// connection one beyond capacity is accepted and told the room is full.
+/// The room's client slots, and the server's sockets: a spare for each
+/// port, so that the connection one beyond capacity is accepted and told
+/// the room is full (a browser, in HTTP). Every socket serves either port:
+/// the clients may be any mix of line clients and browsers.
 const CLIENTS: usize = 8;
-const SOCKETS: usize = CLIENTS + 1;
+const SOCKETS: usize = CLIENTS + 2;
 
 /// Each socket's receive and send buffers. The receive buffer is the TCP
 /// window: the room reads lines into its own input buffer (a whole 512-byte
@@ -147,11 +151,13 @@ fn main() -> ! {
         address: Ipv4Cidr::new(ADDRESS, PREFIX_LEN),
         gateway: None,
         port: PORT,
+        web_port: Some(WEB_PORT),
         random_seed: random_seed(mac.0),
     };
     defmt::info!("MAC {}", mac);
     let mut server = Server::new(&mut eth, &settings, clock::now(), room, sockets);
     defmt::info!("listening on {}:{=u16} ({=usize} clients)", ADDRESS, PORT, CLIENTS);
+    defmt::info!("web on {}:{=u16}", ADDRESS, WEB_PORT);
 
     let mut peak = 0;
     let mut next_check = clock::now();

@@ -50,7 +50,9 @@ const SIGNAL: Token = Token(1);
         tap-server runs the chat room on smoltcp, a TCP/IP stack of its own, whose Ethernet link to \
         this machine's kernel is a TAP device: the same server loop as the firmware. Clients on this \
         machine connect to --address, e.g. `nc 192.168.69.1 55555`. It speaks the protocol in \
-        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client.\n\n\
+        PROTOCOL.md: line clients (nc, telnet, chat-client) and the tutorial's Python client; \
+        browsers get the chat page on --web-port (http://192.168.69.1/) and join the same room over \
+        its WebSocket.\n\n\
         The room's flags (--capacity, --ring, --burst, --rate, --no-throttle, \
         --registration-timeout) are chat-server's too. Where chat-server takes --listen \
         ADDRESS:PORT on this machine's stack, tap-server takes the address of its own stack, with \
@@ -65,7 +67,7 @@ const SIGNAL: Token = Token(1);
         ip netns exec chat ip link set tap0 up\n    \
         ip netns exec chat tap-server\n\n\
         Logs go to stderr (RUST_LOG=debug for more); the first line on stdout is \
-        `listening on ADDRESS:PORT`. SIGINT or SIGTERM tells every client that the server is \
+        `listening on ADDRESS:PORT`, the second (unless --web-port 0) `web on ADDRESS:PORT`. SIGINT or SIGTERM tells every client that the server is \
         shutting down, closes their connections (waiting at most the room's drain timeout, 2 s) \
         and exits 0."
 )]
@@ -83,6 +85,11 @@ struct Args {
     /// The chat port.
     #[arg(long, default_value_t = 55555, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
+
+    /// The web port: browsers get the chat page at `/` and join the room
+    /// over its WebSocket (`/ws`). 0 turns it off.
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    web_port: u16,
 
     /// The server's Ethernet address (unicast).
     #[arg(long, value_name = "MAC", default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
@@ -116,6 +123,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let web_port = match args.web_port {
+        0 => None,
+        port if port == args.port => return Err(format!("--web-port {port} is the chat port too")),
+        port => Some(port),
+    };
     let mut device = open_tap(args)?;
     check_network(args);
 
@@ -144,7 +156,9 @@ fn run(args: &Args) -> Result<(), String> {
 
     let secrets = args.room.secrets()?;
     let capacity = args.room.capacity();
-    let sockets = capacity + 1;
+    // A socket per client, and a spare for each port: the connection one
+    // beyond capacity is told the room is full, on either port.
+    let sockets = capacity + 1 + usize::from(web_port.is_some());
     let mut clients = vec![ClientStorage::EMPTY; capacity];
     let mut lines = vec![LineStorage::EMPTY; (args.room.ring_bytes() / BYTES_PER_LINE).max(2)];
     let mut bytes = vec![0; args.room.ring_bytes()];
@@ -156,8 +170,14 @@ fn run(args: &Args) -> Result<(), String> {
     let mut rx = vec![0; sockets * RX_BUFFER];
     let mut tx = vec![0; sockets * TX_BUFFER];
 
-    let settings =
-        Settings { mac: args.mac, address: args.address, gateway: None, port: args.port, random_seed: random_seed() };
+    let settings = Settings {
+        mac: args.mac,
+        address: args.address,
+        gateway: None,
+        port: args.port,
+        web_port,
+        random_seed: random_seed(),
+    };
     let clock = std::time::Instant::now();
     let now = || Instant::from_millis(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
     let sockets = Sockets { storage: &mut storage, slots: &mut slots, rx: &mut rx, tx: &mut tx };
@@ -167,6 +187,9 @@ fn run(args: &Args) -> Result<(), String> {
 
     let listening = format!("listening on {}:{}", args.address.address(), args.port);
     println!("{listening}");
+    if let Some(port) = web_port {
+        println!("web on {}:{port}", args.address.address());
+    }
     info!(
         "{listening} ({} clients, {} KiB log, flood control {}, TAP device {})",
         capacity,

@@ -8,7 +8,8 @@
 //! - [`run`]: the clients, the poller and the pacing of one run;
 //! - [`report`]: what a run found, as a table and as JSON;
 //! - [`ceiling`]: the loopback ceiling, with no server;
-//! - [`server`]: the server process's memory and CPU time, from `/proc`.
+//! - [`server`]: the server process's memory and CPU time, from `/proc`;
+//! - [`websocket`]: the web dialect's client side: the upgrade, frames.
 //!
 //! It is a package of its own so that the server's library and binaries do
 //! not carry a load generator's dependencies.
@@ -21,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod tls;
+pub mod websocket;
 
 pub use ceiling::{ceiling, Ceiling};
 pub use plan::{Dialect, Plan};

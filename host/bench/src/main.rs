@@ -56,6 +56,12 @@ nickname (chat-server then waits its 250 ms grace period) and waits for
 `Connected to server!`; each message is `{nick}: {text}` in one write, no
 terminator. Seed clients receive lines with no terminator (several in one
 write joined by `\\n`); the bench splits them at each payload's closing `]`.
+`web` is a browser's WebSocket: ADDR is then the server's web listener
+(chat-server --web ADDR); each client sends `GET /ws` with the upgrade
+headers and a random Sec-WebSocket-Key, checks the `101` and its
+Sec-WebSocket-Accept, then sends its nickname and each message as one
+masked text frame, and reads the server's text frames as lines (the same
+checks as a line client's).
 
 Modes:
   (default)      the run above
@@ -102,6 +108,8 @@ Examples:
   chat-bench --clients 100 --messages 100 --size 64
   chat-bench --clients 100 --messages 100 --rate 10 --json
   chat-bench --dialect seed --clients 50
+  chat-server --listen 127.0.0.1:55555 --web 127.0.0.1:8080 --no-throttle &
+  chat-bench 127.0.0.1:8080 --dialect web --clients 100
   chat-bench --idle 10000 --server-pid $(pidof chat-server)
   chat-bench --clients 1000 --speakers 10 --rate 2 --messages 20 --server-pid $(pidof chat-server)
   chat-bench --ceiling --clients 100 --messages 100 --batch 16";
@@ -131,8 +139,9 @@ struct Cli {
     #[arg(short, long, value_parser = positive)]
     rate: Option<f64>,
 
-    /// How the clients speak: `line` (like nc) or `seed` (like the
-    /// tutorial's Python client).
+    /// How the clients speak: `line` (like nc), `seed` (like the
+    /// tutorial's Python client) or `web` (a browser's WebSocket; ADDR is
+    /// the server's web listener).
     #[arg(short, long, value_parser = parse_dialect, default_value = "line")]
     dialect: Dialect,
 
@@ -451,10 +460,10 @@ fn emit(cli: &Cli, output: &impl Serialize, table: &str) {
     }
 }
 
-/// The dialect the bench's clients speak: `line` or `seed`.
+/// The dialect the bench's clients speak: `line`, `seed` or `web`.
 fn parse_dialect(name: &str) -> Result<Dialect, String> {
     match name.parse() {
-        Ok(dialect @ (Dialect::Line | Dialect::Seed)) => Ok(dialect),
+        Ok(dialect @ (Dialect::Line | Dialect::Seed | Dialect::Web)) => Ok(dialect),
         Ok(other) => Err(format!("chat-bench does not speak {}", other.name())),
         Err(e) => Err(e.to_string()),
     }

@@ -15,7 +15,8 @@ use crate::message;
 pub use chat_core::Dialect;
 
 /// What the server says once a client is registered. chat-server's seed
-/// dialect, like the tutorial's server, sends it with no terminator.
+/// dialect, like the tutorial's server, sends it with no terminator; a web
+/// client's frames are read as lines (see [`crate::websocket`]).
 pub fn registered(dialect: Dialect) -> Vec<u8> {
     let mut line = CONNECTED.as_bytes().to_vec();
     if dialect != Dialect::Seed {

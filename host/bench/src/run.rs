@@ -22,6 +22,7 @@ use crate::message::{Format, Names, Piece, Pieces, Verdict};
 use crate::plan::{Dialect, Plan};
 use crate::report::{sample, Latencies, Report, Samples, Timing};
 use crate::tls::Stream;
+use crate::websocket::{self, Broken, Rng};
 use chat_core::wire::GREETING;
 
 /// Bytes one `read` may return: reads are batched.
@@ -70,11 +71,15 @@ struct Client {
     echoed: usize,
     /// Everything it received, when dumping.
     log: Vec<u8>,
+    /// A web client's side of its WebSocket: the server's frames are read
+    /// as lines by it before anything else sees them.
+    web: Option<websocket::Receiver>,
 }
 
 impl Client {
     fn new(stream: Stream) -> Client {
         Client {
+            web: None,
             stream,
             phase: Phase::Nick,
             pending: Vec::new(),
@@ -194,6 +199,10 @@ struct Bench<'p> {
     latencies: Latencies,
     samples: Samples,
     error: Option<String>,
+    /// A line being written, before its dialect's framing.
+    scratch: Vec<u8>,
+    /// Web clients' keys and masks.
+    rng: Rng,
 }
 
 /// Runs `plan` against its server. `registered` is called once every client
@@ -236,6 +245,8 @@ pub fn run(plan: &Plan, registered: &mut dyn FnMut()) -> Report {
         latencies: Latencies::new(),
         samples: Samples::default(),
         error: None,
+        scratch: Vec::new(),
+        rng: Rng::new(),
     };
     let timed_out = bench.event_loop(registered);
     if let Some(dir) = &plan.dump {
@@ -370,9 +381,9 @@ impl Bench<'_> {
                     self.roster.sync_sent = true;
                     let line = match self.plan.dialect {
                         Dialect::Seed => format!("{}: [sync {}]", self.nick(0), self.format.names.tag()),
-                        _ => format!("[sync {}]\n", self.format.names.tag()),
+                        _ => format!("[sync {}]", self.format.names.tag()),
                     };
-                    self.clients[0].out.extend_from_slice(line.as_bytes());
+                    self.say(0, line.as_bytes());
                     self.flush(0);
                 }
                 if self.roster.synced == self.plan.clients {
@@ -457,7 +468,14 @@ impl Bench<'_> {
                     return;
                 }
             };
-            self.clients.push(Client::new(stream));
+            let mut client = Client::new(stream);
+            if self.plan.dialect == Dialect::Web {
+                // A browser speaks first: the upgrade, then `NICK` comes.
+                let key = self.rng.key();
+                client.out = websocket::request(&self.plan.addr.to_string(), &key);
+                client.web = Some(websocket::Receiver::new(&key));
+            }
+            self.clients.push(client);
             self.roster.next_connect += 1;
             self.roster.in_flight += 1;
         }
@@ -470,14 +488,28 @@ impl Bench<'_> {
         let seq = client.sent;
         client.sent += 1;
         self.sending.sent += 1;
-        let out = &mut client.out;
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
         if self.plan.dialect == Dialect::Seed {
-            out.extend_from_slice(self.format.names.nick(i).as_bytes());
-            out.extend_from_slice(b": ");
+            line.extend_from_slice(self.format.names.nick(i).as_bytes());
+            line.extend_from_slice(b": ");
         }
-        self.format.write(out, i, seq, now_us);
-        if self.plan.dialect == Dialect::Line {
-            out.push(b'\n');
+        self.format.write(&mut line, i, seq, now_us);
+        self.say(i, &line);
+        self.scratch = line;
+    }
+
+    /// Appends what client `i` says, in its dialect: a line, one write of
+    /// the tutorial's client, or a text frame.
+    fn say(&mut self, i: usize, text: &[u8]) {
+        let out = &mut self.clients[i].out;
+        match self.plan.dialect {
+            Dialect::Seed => out.extend_from_slice(text),
+            Dialect::Web => websocket::text_frame(out, text, self.rng.mask()),
+            _ => {
+                out.extend_from_slice(text);
+                out.push(b'\n');
+            }
         }
     }
 
@@ -574,9 +606,35 @@ impl Bench<'_> {
         self.buf = buf;
     }
 
-    /// Bytes from client `i`'s socket: parsed as far as they go, the rest
-    /// kept for the next read.
+    /// Bytes from client `i`'s socket: a web client's decoded first, then
+    /// parsed as far as they go, the rest kept for the next read.
     fn receive(&mut self, i: usize, data: &[u8]) {
+        let Some(mut web) = self.clients[i].web.take() else {
+            return self.receive_lines(i, data);
+        };
+        let (mut lines, mut replies) = (std::mem::take(&mut self.scratch), Vec::new());
+        lines.clear();
+        match web.receive(data, &mut lines, &mut replies, &mut self.rng) {
+            // A close frame: the server closes the connection next, and
+            // that is when the client counts as closed.
+            Ok(_) => {
+                self.clients[i].web = Some(web);
+                self.clients[i].out.extend_from_slice(&replies);
+                self.receive_lines(i, &lines);
+                if !replies.is_empty() {
+                    self.flush(i);
+                }
+            }
+            Err(Broken::Refused(head)) => self.fail(i, "WebSocket upgrade refused", &head),
+            Err(Broken::Frame(why)) => {
+                self.ledger.torn();
+                self.close(i, &format!("broken frame: {why}"));
+            }
+        }
+        self.scratch = lines;
+    }
+
+    fn receive_lines(&mut self, i: usize, data: &[u8]) {
         if self.clients[i].pending.is_empty() {
             let used = self.process(i, data);
             self.clients[i].pending.extend_from_slice(&data[used..]);
@@ -610,12 +668,8 @@ impl Bench<'_> {
                     }
                     pos += 4;
                     let nick = self.nick(i);
-                    let client = &mut self.clients[i];
-                    client.out.extend_from_slice(nick.as_bytes());
-                    if self.plan.dialect == Dialect::Line {
-                        client.out.push(b'\n');
-                    }
-                    client.phase = Phase::Registering;
+                    self.say(i, nick.as_bytes());
+                    self.clients[i].phase = Phase::Registering;
                     self.flush(i);
                 }
                 Phase::Registering => match self.markers.registered.find(rest) {

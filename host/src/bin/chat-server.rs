@@ -28,6 +28,13 @@ struct Cli {
     #[arg(short, long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:55555")]
     listen: SocketAddr,
 
+    /// Also serve browsers on this address: the chat page at `/` and its
+    /// WebSocket at `/ws`, in the same room (off by default). Port 0 picks
+    /// a free port; the line after `listening on ADDR` on stdout is then
+    /// `web on ADDR` with the real address.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    web: Option<SocketAddr>,
+
     /// Seconds of silence before TCP keepalive probes a client: one that
     /// vanished is disconnected about twice that long later (at most 20 s more).
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = host::keepalive::parse_secs)]
@@ -37,9 +44,10 @@ struct Cli {
     room: RoomArgs,
 
     /// Also listen for TLS clients on ADDRESS:PORT (TLS 1.2 and 1.3), into the same
-    /// room. Needs --tls-cert and --tls-key, or --tls-self-signed. The second
-    /// line on stdout is `listening for TLS on ADDR`, the third the
-    /// certificate's SHA-256 fingerprint.
+    /// room. Needs --tls-cert and --tls-key, or --tls-self-signed. The line
+    /// on stdout after `listening on ADDR` (and `web on ADDR` with --web) is
+    /// `listening for TLS on ADDR`, the next the certificate's SHA-256
+    /// fingerprint.
     #[arg(long, value_name = "ADDRESS:PORT", requires = "tls_identity")]
     tls_listen: Option<SocketAddr>,
 
@@ -72,6 +80,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// [`listen`], or what to say about `addr` when it cannot be had.
+fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    listen(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("address {addr} already in use"),
+        _ => format!("cannot listen on {addr}: {e}"),
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -94,14 +110,11 @@ fn main() -> ExitCode {
         config: cli.room.config(),
         secrets,
     };
-    let listener = match listen(cli.listen) {
-        Ok(listener) => listener,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            eprintln!("chat-server: address {} already in use", cli.listen);
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("chat-server: cannot listen on {}: {e}", cli.listen);
+    let listeners = bind(cli.listen).and_then(|chat| Ok((chat, cli.web.map(bind).transpose()?)));
+    let (listener, web) = match listeners {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("chat-server: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -134,6 +147,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(web) = web {
+        if let Err(e) = server.listen_web(web) {
+            eprintln!("chat-server: cannot serve the web listener: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let fingerprint = match tls {
         Some((listener, identity)) => match server.listen_tls(listener, identity.config) {
             Ok(()) => Some(identity.fingerprint),
@@ -144,16 +163,19 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let addrs = (server.local_addr(), server.tls_local_addr().transpose());
+    let addrs = (server.local_addr(), server.web_addr().transpose(), server.tls_local_addr().transpose());
     match addrs {
-        (Ok(addr), Ok(tls_addr)) => {
+        (Ok(addr), Ok(web_addr), Ok(tls_addr)) => {
             println!("listening on {addr}");
+            if let Some(web_addr) = web_addr {
+                println!("web on {web_addr}");
+            }
             if let (Some(tls_addr), Some(fingerprint)) = (tls_addr, fingerprint) {
                 println!("listening for TLS on {tls_addr}");
                 println!("TLS certificate SHA-256 fingerprint {fingerprint}");
             }
         }
-        (Err(e), _) | (_, Err(e)) => {
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
             eprintln!("chat-server: cannot read the listening address: {e}");
             return ExitCode::FAILURE;
         }
