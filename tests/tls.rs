@@ -313,3 +313,38 @@ fn bad_certificate_files_are_named_and_the_server_exits_1() {
         assert_eq!(server.stdout.text(), "", "nothing listens");
     }
 }
+
+#[test]
+fn the_web_listener_serves_the_page_and_its_websocket_over_tls() {
+    let server = ChatServer::start(&["--web", "127.0.0.1:0", "--web-tls", "--tls-self-signed"]);
+    let web = tests::web_addr(&server.proc);
+    let https = || Proc::spawn(Command::new("openssl").args(["s_client", "-quiet", "-connect", &web]));
+
+    let mut page = https();
+    page.type_in("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let head = page.stdout.wait_for("\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("Content-Encoding: gzip\r\n"), "{head}");
+
+    let mut socket = https();
+    socket.type_in(&format!(
+        "GET /ws HTTP/1.1\r\nHost: {web}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://{web}\r\n\r\n"
+    ));
+    // The 101, then the server's first text frame: `NICK`.
+    let got = socket.stdout.wait_for("NICK");
+    assert!(
+        got.starts_with(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        ),
+        "{got:?}"
+    );
+
+    // Plain HTTP on the HTTPS port is a TLS alert, nothing else.
+    let mut plain = TcpStream::connect(&web).expect("connect");
+    plain.set_read_timeout(Some(WAIT)).expect("timeout");
+    plain.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+    let mut reply = Vec::new();
+    plain.read_to_end(&mut reply).expect("the server closes the connection");
+    assert_eq!(reply, DECODE_ERROR, "one TLS alert, then the end");
+}

@@ -89,8 +89,9 @@ pub struct Server<'a> {
     listener: TcpListener,
     /// The TLS listener and what its sessions are made from.
     tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
-    /// The web listener, if the server has one ([`Server::listen_web`]).
-    web: Option<TcpListener>,
+    /// The web listener, if the server has one ([`Server::listen_web`]),
+    /// and its TLS configuration when it serves HTTPS and WSS.
+    web: Option<(TcpListener, Option<Arc<rustls::ServerConfig>>)>,
     poll: Poll,
     signals: UnixStream,
     conns: Vec<Option<Conn>>,
@@ -152,14 +153,19 @@ impl<'a> Server<'a> {
     /// Also serves browsers on `listener`: its connections are taken with
     /// [`Room::accept_web`] (the room serves the page and the WebSocket),
     /// in the same loop, with the same backoff when descriptors run out.
-    pub fn listen_web(&mut self, listener: std::net::TcpListener) -> io::Result<()> {
-        self.web = Some(self.watch(listener, WEB_LISTENER)?);
+    /// With `tls`, over TLS: HTTPS and WSS.
+    pub fn listen_web(
+        &mut self,
+        listener: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<()> {
+        self.web = Some((self.watch(listener, WEB_LISTENER)?, tls));
         Ok(())
     }
 
     /// The address of the web listener, if there is one.
     pub fn web_addr(&self) -> Option<io::Result<SocketAddr>> {
-        self.web.as_ref().map(TcpListener::local_addr)
+        self.web.as_ref().map(|(listener, _)| listener.local_addr())
     }
 
     /// Also accepts TLS clients on `listener`, into the same room.
@@ -237,7 +243,7 @@ impl<'a> Server<'a> {
         match door {
             Door::Chat => Some(&self.listener),
             Door::Tls => self.tls.as_ref().map(|(listener, _)| listener),
-            Door::Web => self.web.as_ref(),
+            Door::Web => self.web.as_ref().map(|(listener, _)| listener),
         }
     }
 
@@ -273,8 +279,13 @@ impl<'a> Server<'a> {
                 warn!("{peer}: cannot turn on TCP keepalive: {e}");
             }
             let socket = Socket::new(stream, peer);
-            let mut conn = match &self.tls {
-                Some((_, config)) if door == Door::Tls => match TlsConn::new(socket, config.clone()) {
+            let tls = match door {
+                Door::Chat => None,
+                Door::Tls => self.tls.as_ref().map(|(_, config)| config),
+                Door::Web => self.web.as_ref().and_then(|(_, config)| config.as_ref()),
+            };
+            let mut conn = match tls {
+                Some(config) => match TlsConn::new(socket, config.clone()) {
                     Ok(session) => Conn::Tls(Box::new(session)),
                     Err(e) => {
                         warn!("{peer}: cannot start a TLS session: {e}");

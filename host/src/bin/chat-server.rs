@@ -35,6 +35,11 @@ struct Cli {
     #[arg(long, value_name = "ADDRESS:PORT")]
     web: Option<SocketAddr>,
 
+    /// Serve the web listener over TLS (HTTPS, and the page's WebSocket as
+    /// WSS) with the certificate of --tls-cert/--tls-key or --tls-self-signed.
+    #[arg(long, requires_all = ["web", "tls_identity"])]
+    web_tls: bool,
+
     /// Seconds of silence before TCP keepalive probes a client: one that
     /// vanished is disconnected about twice that long later (at most 20 s more).
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = host::keepalive::parse_secs)]
@@ -51,8 +56,9 @@ struct Cli {
     #[arg(long, value_name = "ADDRESS:PORT", requires = "tls_identity")]
     tls_listen: Option<SocketAddr>,
 
-    /// The server's certificate for TLS, PEM (its chain may follow it).
-    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_listen"])]
+    /// The server's certificate for TLS, PEM (its chain may follow it); for
+    /// --tls-listen, --web-tls, or both.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
 
     /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
@@ -61,7 +67,7 @@ struct Cli {
 
     /// Make a certificate for localhost and 127.0.0.1 at start instead
     /// (clients trust it by the fingerprint the server prints: chat-client --pin).
-    #[arg(long, requires = "tls_listen")]
+    #[arg(long)]
     tls_self_signed: bool,
 }
 
@@ -120,24 +126,31 @@ fn main() -> ExitCode {
     };
     // The TLS side is set up before anything is printed: a bad file is
     // reported on its own.
-    let tls = match (&cli.tls_listen, &cli.tls_cert, &cli.tls_key) {
-        (None, ..) => None,
-        (Some(addr), Some(cert), Some(key)) => Some((*addr, tls::load(cert, key))),
-        (Some(addr), ..) => Some((*addr, tls::self_signed())),
+    if (cli.tls_cert.is_some() || cli.tls_self_signed) && cli.tls_listen.is_none() && !cli.web_tls {
+        eprintln!("chat-server: a TLS certificate is for --tls-listen or --web-tls: give one of them");
+        return ExitCode::FAILURE;
+    }
+    let identity = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load(cert, key)),
+        _ if cli.tls_self_signed => Some(tls::self_signed()),
+        _ => None,
     };
-    let tls = match tls {
-        None => None,
-        Some((addr, Ok(identity))) => match listen(addr) {
-            Ok(listener) => Some((listener, identity)),
+    let identity = match identity.transpose() {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tls = match (cli.tls_listen, &identity) {
+        (Some(addr), Some(identity)) => match listen(addr) {
+            Ok(listener) => Some((listener, identity.config.clone())),
             Err(e) => {
                 eprintln!("chat-server: cannot listen for TLS on {addr}: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        Some((_, Err(e))) => {
-            eprintln!("chat-server: {e}");
-            return ExitCode::FAILURE;
-        }
+        _ => None,
     };
     let mut storage = Storage::new(&options);
     let mut server = match Server::new(listener, &mut storage, options.config) {
@@ -148,21 +161,19 @@ fn main() -> ExitCode {
         }
     };
     if let Some(web) = web {
-        if let Err(e) = server.listen_web(web) {
+        let web_tls = identity.as_ref().filter(|_| cli.web_tls).map(|identity| identity.config.clone());
+        if let Err(e) = server.listen_web(web, web_tls) {
             eprintln!("chat-server: cannot serve the web listener: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let fingerprint = match tls {
-        Some((listener, identity)) => match server.listen_tls(listener, identity.config) {
-            Ok(()) => Some(identity.fingerprint),
-            Err(e) => {
-                eprintln!("chat-server: cannot start the TLS listener: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
+    if let Some((listener, config)) = tls {
+        if let Err(e) = server.listen_tls(listener, config) {
+            eprintln!("chat-server: cannot start the TLS listener: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let fingerprint = identity.map(|identity| identity.fingerprint);
     let addrs = (server.local_addr(), server.web_addr().transpose(), server.tls_local_addr().transpose());
     match addrs {
         (Ok(addr), Ok(web_addr), Ok(tls_addr)) => {
@@ -170,8 +181,10 @@ fn main() -> ExitCode {
             if let Some(web_addr) = web_addr {
                 println!("web on {web_addr}");
             }
-            if let (Some(tls_addr), Some(fingerprint)) = (tls_addr, fingerprint) {
+            if let Some(tls_addr) = tls_addr {
                 println!("listening for TLS on {tls_addr}");
+            }
+            if let Some(fingerprint) = fingerprint {
                 println!("TLS certificate SHA-256 fingerprint {fingerprint}");
             }
         }
