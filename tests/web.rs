@@ -392,7 +392,8 @@ impl HostSite {
 
 impl Site for HostSite {
     fn url(&self) -> String {
-        format!("http://{}/", self.web)
+        let scheme = if self.args.iter().any(|a| a == "--web-tls") { "https" } else { "http" };
+        format!("{scheme}://{}/", self.web)
     }
 
     fn chat(&self) -> (String, String) {
@@ -416,9 +417,7 @@ impl Site for HostSite {
 
 #[test]
 fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
-    if let Some(why) = webdriver::unavailable() {
-        panic!("cannot run the browser: {why}");
-    }
+    require_browser("web");
     let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &["--history", "5"]);
     conversation(&mut site, Browser::start(), "");
 }
@@ -428,9 +427,7 @@ fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
 /// reconnects; kicked, it does not reconnect.
 #[test]
 fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() {
-    if let Some(why) = webdriver::unavailable() {
-        panic!("cannot run the browser: {why}");
-    }
+    require_browser("web-password");
     let dir = TempDir::new();
     let file = dir.join("password");
     std::fs::write(&file, "open sesame\n").expect("write the password file");
@@ -476,6 +473,29 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
     thread::sleep(Duration::from_millis(1500));
     page.see(&[]);
     assert_eq!(page.browser.run("return document.getElementById('status').dataset.state", json!([])), "closed");
+}
+
+/// Over HTTPS (`chat-server --web-tls`, with a self-signed certificate
+/// the browser is told to accept): the page opens its WebSocket as wss://
+/// (a ws:// one from an https page would be blocked as mixed content).
+#[test]
+fn the_page_chats_over_https_and_wss() {
+    require_browser("web-tls");
+    let args = ["--history", "0", "--web-tls", "--tls-self-signed"];
+    let site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &args);
+    let (mut alice, mut a) = site.joined("alice", false);
+    let mut page = Page::open(Browser::start(), &site.url());
+    assert_eq!(page.browser.run("return location.protocol", json!([])), "https:");
+    page.type_line("nick", "webby");
+    page.see(&["webby joined!", "Connected to server!"]);
+    a.see("webby joined!\n");
+    page.type_line("say", "over wss");
+    page.see(&["webby: over wss"]);
+    a.see("webby: over wss\n");
+    alice.type_in("hi webby\n");
+    a.see("alice: hi webby\n");
+    page.see(&["alice: hi webby"]);
+    a.done();
 }
 
 /// A server in a namespace of its own, its web port 80: `tap-server

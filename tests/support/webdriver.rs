@@ -156,6 +156,8 @@ impl Browser {
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args,
                 "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 760, "pixelRatio": 1.0}}},
             "unhandledPromptBehavior": "ignore",
+            // chat-server --web-tls --tls-self-signed's certificate.
+            "acceptInsecureCerts": true,
             "timeouts": {"pageLoad": 15000, "script": 10000},
         }}});
         let created = browser.call("POST", "/session", Some(capabilities));
