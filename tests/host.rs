@@ -713,3 +713,37 @@ fn chat_client_sends_the_room_password_after_the_nickname() {
     tmux.keys(&["hi from a terminal", "Enter"]);
     assert_eq!(lines_from(&mut bob, "carol: ", 1), ["hi from a terminal"]);
 }
+
+/// A browser's WebSocket upgrade from the page at `origin`: what the
+/// server answers, up to the end of its head.
+fn upgrade_from(web: &str, origin: &str) -> String {
+    let mut browser = Raw::connect(web);
+    browser.send(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {web}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        head += &browser.line();
+    }
+    head
+}
+
+#[test]
+fn the_web_origin_list_decides_which_pages_may_open_the_websocket() {
+    let own = ChatServer::start(&["--web", "127.0.0.1:0"]);
+    let web = web_addr(&own.proc);
+    assert!(upgrade_from(&web, &format!("http://{web}")).starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    assert!(upgrade_from(&web, "http://evil.example").starts_with("HTTP/1.1 403 Forbidden\r\n"));
+
+    let listed = ChatServer::start(&["--web", "127.0.0.1:0", "--web-origin", "https://chat.example.org"]);
+    let web = web_addr(&listed.proc);
+    assert!(upgrade_from(&web, "https://chat.example.org").starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    assert!(
+        upgrade_from(&web, &format!("http://{web}")).starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "with a list, only the list"
+    );
+}

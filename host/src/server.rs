@@ -49,11 +49,15 @@ pub struct Options {
     pub config: Config,
     /// The room's password and the operators' (see [`Room::set_password`]).
     pub secrets: Secrets,
+    /// The pages whose browsers may open the room's WebSocket; empty: the
+    /// web listener's own page only (see [`Room::set_web_origins`]).
+    pub web_origins: &'static [&'static str],
 }
 
 /// The room's storage, sized at start and never grown.
 pub struct Storage {
     secrets: Secrets,
+    web_origins: &'static [&'static str],
     clients: Vec<ClientStorage>,
     lines: Vec<LineStorage>,
     bytes: Vec<u8>,
@@ -64,6 +68,7 @@ impl Storage {
     pub fn new(options: &Options) -> Storage {
         Storage {
             secrets: options.secrets.clone(),
+            web_origins: options.web_origins,
             clients: vec![ClientStorage::EMPTY; options.capacity],
             lines: vec![LineStorage::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
             bytes: vec![0; options.ring_bytes],
@@ -124,6 +129,9 @@ impl<'a> Server<'a> {
         let mut room = Room::new(&mut storage.clients, &mut storage.lines, &mut storage.bytes, config);
         room.set_password(storage.secrets.password.as_deref());
         room.set_op_password(storage.secrets.op_password.as_deref());
+        if !storage.web_origins.is_empty() {
+            room.set_web_origins(Some(storage.web_origins));
+        }
         Ok(Server {
             room,
             listener,

@@ -35,6 +35,13 @@ struct Cli {
     #[arg(long, value_name = "ADDRESS:PORT")]
     web: Option<SocketAddr>,
 
+    /// A page allowed to open the room's WebSocket, as a browser names it
+    /// in `Origin` (`https://chat.example.org`); repeat for more. Without
+    /// any, only the web listener's own page may (the Origin's host is the
+    /// request's Host), so another site cannot join in its visitor's name.
+    #[arg(long = "web-origin", value_name = "ORIGIN", requires = "web")]
+    web_origins: Vec<String>,
+
     /// Serve the web listener over TLS (HTTPS, and the page's WebSocket as
     /// WSS) with the certificate of --tls-cert/--tls-key or --tls-self-signed.
     #[arg(long, requires_all = ["web", "tls_identity"])]
@@ -110,11 +117,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The room borrows its allowed origins for its whole life: the
+    // process's.
+    let web_origins: Vec<&'static str> =
+        cli.web_origins.into_iter().map(|origin| &*Box::leak(origin.into_boxed_str())).collect();
     let options = Options {
         capacity: cli.room.capacity(),
         ring_bytes: cli.room.ring_bytes(),
         config: cli.room.config(),
         secrets,
+        web_origins: Box::leak(web_origins.into_boxed_slice()),
     };
     let listeners = bind(cli.listen).and_then(|chat| Ok((chat, cli.web.map(bind).transpose()?)));
     let (listener, web) = match listeners {
