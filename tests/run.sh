@@ -64,8 +64,11 @@ cargo clippy --workspace --exclude lm3s6965 --all-targets -- -D warnings
 step "cargo build -p core --target thumbv7m-none-eabi (no_std, no alloc)"
 cargo build -p core --target thumbv7m-none-eabi
 cargo build -p core --target thumbv7m-none-eabi --features defmt
-if grep -rnE '^\s*(extern crate (alloc|std)|use (alloc|std)::)' core/src --include=*.rs | grep -v 'core/src/tests.rs'; then
-    echo "core uses alloc or std outside its tests" >&2
+# std does not exist for thumbv7m-none-eabi: the builds above prove the
+# core does without it (its unit tests, under cfg(test), may use it). alloc
+# does exist there, so the core must not name it anywhere.
+if grep -rnE 'extern crate alloc|\balloc::' core/src --include=*.rs; then
+    echo "core uses alloc" >&2
     exit 1
 fi
 
