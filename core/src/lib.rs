@@ -9,14 +9,17 @@
 //! # Design
 //!
 //! - **Sans-IO.** A frontend accepts a connection and asks the [`Room`] for
-//!   a slot ([`Room::accept`]). Whenever it wakes up it calls
-//!   [`Room::handle_timeout`], lets the room move bytes over each connection
-//!   with [`Room::pump`] (any `embedded_io` `Read + Write + ReadReady +
-//!   WriteReady`), pumps the connections that [`Room::needs_pump`] names,
-//!   closes those that came back [`Status::Closed`], and sleeps until
-//!   [`Room::poll_timeout`] or the next readiness event. Time is passed in as
-//!   [`Instant`]. Tests and fuzzers skip the connections and call
-//!   [`Room::receive`] / [`Room::transmit`] directly.
+//!   a slot ([`Room::accept`], or [`Room::accept_web`] for its web
+//!   listener). Whenever it wakes up it lets the room move bytes over the
+//!   connections that became ready with [`Room::pump`] (any `embedded_io`
+//!   `Read + Write + ReadReady + WriteReady`: a std socket, a TLS session, a
+//!   smoltcp socket), calls [`Room::handle_timeout`], pumps every client
+//!   [`Room::poll_ready`] names, closes those that came back
+//!   [`Status::Closed`], and sleeps until [`Room::poll_timeout`] or the next
+//!   readiness event. Time is passed in as [`Instant`]. A wake-up costs what
+//!   is active: the room keeps lists of the clients with news and with
+//!   deadlines, and never scans its free slots. The core's own tests drive
+//!   rooms exactly so, over in-memory connections.
 //! - **Fixed storage, chosen by the caller.** Client slots and the room's
 //!   log live in slices the caller hands over, as smoltcp's `SocketSet`
 //!   takes its storage: a [`Storage`] in a `static` on a board, `Vec`s sized
@@ -27,11 +30,15 @@
 //!   own cursor, and a run of lines goes out in one write. A client that
 //!   falls a whole ring behind is disconnected with a notice saying so (its
 //!   room sees `{nick} left!`): nobody silently misses a line.
-//! - **Two dialects in one room.** The tutorial's Python client (the *seed*
-//!   dialect: bare nickname, one message per `send`, ASCII) and line clients
-//!   (`nc`, `chat-client`: `\n`-terminated UTF-8) talk to each other; the
-//!   dialect is detected from how the nickname arrives. `PROTOCOL.md` at the
-//!   repository root has every byte.
+//! - **Three dialects in one room.** The tutorial's Python client (the
+//!   *seed* dialect: bare nickname, one message per `send`, ASCII), line
+//!   clients (`nc`, `chat-client`: `\n`-terminated UTF-8) and browsers (the
+//!   [`web`] dialect: the room serves its own page, then a WebSocket with one
+//!   text frame per line) talk to each other; the seed and line dialects are
+//!   told apart by how the nickname arrives. Newcomers are replayed the
+//!   room's last lines; a room may have a password and operators.
+//!   [`wire`] holds every fixed text a client and a server share;
+//!   `PROTOCOL.md` at the repository root has every byte.
 //! - **Hostile input is normal input.** Lines are bounded, text is cleaned of
 //!   terminal escapes and bidi overrides ([`clean()`]), flooders are slowed
 //!   down by a token bucket rather than dropped, silent connections time
