@@ -37,24 +37,28 @@ fn joined(server: &ChatServer, from: u8, nick: &str) -> Raw {
     Raw::connect_from(&server.addr, loopback(from)).register(nick)
 }
 
+/// A line client that gave `nick` in a room with a password, and was asked
+/// for it.
+fn asked_for_password(server: &ChatServer, nick: &str) -> Raw {
+    let mut raw = Raw::connect(&server.addr);
+    raw.expect("NICK");
+    raw.send(format!("{nick}\n").as_bytes());
+    raw.expect("*** this room has a password: send it as your next line\n");
+    raw
+}
+
 #[test]
 fn the_room_s_password_is_asked_checked_and_never_shown() {
     let file = SecretFile::new("password", "open sesame\n");
     let server = ChatServer::start(&["--password-file", file.path()]);
 
-    let mut alice = Raw::connect(&server.addr);
-    alice.expect("NICK");
-    alice.send(b"alice\n");
-    alice.expect("*** this room has a password: send it as your next line\n");
+    let mut alice = asked_for_password(&server, "alice");
     alice.send(b"open says me\n");
     alice.expect("*** wrong password, 2 tries left\n");
     alice.send(b"open sesame\n");
     alice.expect("alice joined!\nConnected to server!\n");
 
-    let mut mallory = Raw::connect(&server.addr);
-    mallory.expect("NICK");
-    mallory.send(b"mallory\n");
-    mallory.expect("*** this room has a password: send it as your next line\n");
+    let mut mallory = asked_for_password(&server, "mallory");
     mallory.send(b"a\nb\nc\n");
     assert_eq!(
         mallory.rest(),

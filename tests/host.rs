@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::{bin, in_ci, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
+use tests::{bin, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
 
 /// `chat-client` in pipe mode (stdin not a terminal).
 fn chat_client(addr: &str, args: &[&str]) -> Proc {
@@ -210,14 +210,11 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Runs `chat-client ARGS` in a detached `width`×`height` window, or
-    /// `None` (said on stderr) where tmux is missing; under CI it must be there.
-    fn client(args: &[&str], width: u16, height: u16) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            assert!(!in_ci(), "tmux is missing (tests/run.sh installs it)");
-            eprintln!("skipped: tmux is not installed");
-            return None;
-        }
+    /// Runs `chat-client ARGS` in a detached `width`×`height` window. A
+    /// machine without tmux fails the test rather than pass it unrun
+    /// (tests/run.sh installs tmux).
+    fn client(args: &[&str], width: u16, height: u16) -> Tmux {
+        assert!(Command::new("tmux").arg("-V").output().is_ok(), "tmux is missing (tests/run.sh installs it)");
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let name = format!("chat-test-tmux-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
         let socket = std::env::temp_dir().join(name);
@@ -230,7 +227,7 @@ impl Tmux {
         tmux.run(&new);
         // The pane stays when the client exits, so its last words can be read.
         tmux.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
-        Some(tmux)
+        tmux
     }
 
     /// Runs a tmux command on this server; its stdout.
@@ -312,14 +309,14 @@ impl Drop for Tmux {
 
 /// bob, a raw line client, in the room; then alice's `chat-client --nick
 /// alice ARGS` on a `width`×`height` terminal, in the room too.
-fn bob_then_alice(server: &ChatServer, args: &[&str], width: u16, height: u16) -> Option<(Raw, Tmux)> {
+fn bob_then_alice(server: &ChatServer, args: &[&str], width: u16, height: u16) -> (Raw, Tmux) {
     let mut bob = Raw::join(&server.addr, "bob");
     let mut command = vec![server.addr.as_str(), "--nick", "alice"];
     command.extend_from_slice(args);
-    let tmux = Tmux::client(&command, width, height)?;
+    let tmux = Tmux::client(&command, width, height);
     bob.expect("alice joined!\n");
     tmux.wait_for("Connected to server!");
-    Some((bob, tmux))
+    (bob, tmux)
 }
 
 /// Reads lines until `count` of them start with `prefix`; returns those.
@@ -338,7 +335,7 @@ fn lines_from(raw: &mut Raw, prefix: &str, count: usize) -> Vec<String> {
 #[test]
 fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
     let server = ChatServer::start(&[]);
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 100, 20) else { return };
+    let tmux = Tmux::client(&[&server.addr, "--nick", "alice"], 100, 20);
     tmux.wait_for("Connected to server!");
     tmux.type_text("half typed");
     tmux.wait_for("half typed");
@@ -360,7 +357,7 @@ fn chat_client_on_a_terminal_keeps_the_typed_line_intact() {
 fn chat_client_sends_lines_typed_ahead_in_order() {
     let server = ChatServer::start(&[]);
     let mut bob = Raw::join(&server.addr, "bob");
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20) else { return };
+    let tmux = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 20);
     // Typed at once, before the client is even in the room.
     tmux.keys(&["one", "Enter", "two", "Enter", "three", "Enter"]);
     bob.expect("alice joined!\nalice: one\nalice: two\nalice: three\n");
@@ -373,7 +370,7 @@ fn chat_client_sends_lines_typed_ahead_in_order() {
 #[test]
 fn chat_client_sends_a_50_line_paste_whole_and_in_order_while_lines_arrive() {
     let server = ChatServer::start(&["--no-throttle"]);
-    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
+    let (mut bob, tmux) = bob_then_alice(&server, &[], 80, 20);
     // Lines arrive while the paste is typed in.
     let chatter: String = (0..200).map(|i| format!("chatter {i}\n")).collect();
     bob.send(chatter.as_bytes());
@@ -391,7 +388,7 @@ fn chat_client_sends_a_50_line_paste_whole_and_in_order_while_lines_arrive() {
 #[test]
 fn chat_client_sends_a_bracketed_paste_line_by_line_on_enter() {
     let server = ChatServer::start(&[]);
-    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
+    let (mut bob, tmux) = bob_then_alice(&server, &[], 80, 20);
     tmux.paste("first\nsecond\nthird", true);
     tmux.wait_for("third");
     tmux.keys(&["Enter"]);
@@ -401,7 +398,7 @@ fn chat_client_sends_a_bracketed_paste_line_by_line_on_enter() {
 #[test]
 fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     let server = ChatServer::start(&[]);
-    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 20) else { return };
+    let (mut bob, tmux) = bob_then_alice(&server, &[], 80, 20);
     tmux.type_text("never sent");
     tmux.wait_for("never sent");
     tmux.keys(&["C-c"]);
@@ -423,7 +420,7 @@ fn chat_client_ctrl_c_clears_the_line_and_ctrl_d_quits() {
 #[test]
 fn chat_client_keeps_every_received_line_across_resizes_with_a_long_typed_line() {
     let server = ChatServer::start(&["--no-throttle"]);
-    let Some((mut bob, tmux)) = bob_then_alice(&server, &["--no-timestamps"], 60, 10) else { return };
+    let (mut bob, tmux) = bob_then_alice(&server, &["--no-timestamps"], 60, 10);
     let typed: String = (0..15).map(|i| format!("word{i:02} ")).collect();
     tmux.type_text(&typed);
     tmux.wait_for("word14");
@@ -549,11 +546,11 @@ fn stamped(line: &str) -> bool {
 #[test]
 fn chat_client_stamps_lines_with_the_time_on_a_terminal_only_unless_asked() {
     let server = ChatServer::start(&[]);
-    let Some(stamped_tmux) = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 10) else { return };
+    let stamped_tmux = Tmux::client(&[&server.addr, "--nick", "alice"], 80, 10);
     let screen = stamped_tmux.wait_for("Connected to server!");
     let line = screen.lines().find(|l| l.contains("Connected to server!")).unwrap_or_default();
     assert!(stamped(line) && line.ends_with(" Connected to server!"), "{screen}");
-    let Some(plain_tmux) = Tmux::client(&[&server.addr, "--nick", "bob", "--no-timestamps"], 80, 10) else { return };
+    let plain_tmux = Tmux::client(&[&server.addr, "--nick", "bob", "--no-timestamps"], 80, 10);
     let screen = plain_tmux.wait_for("Connected to server!");
     assert!(screen.lines().any(|l| l == "Connected to server!"), "{screen}");
 
@@ -575,7 +572,7 @@ fn chat_client_stamps_lines_with_the_time_on_a_terminal_only_unless_asked() {
 #[test]
 fn chat_client_highlights_its_nickname_with_a_bell_and_completes_nicknames() {
     let server = ChatServer::start(&[]);
-    let Some((mut bob, tmux)) = bob_then_alice(&server, &[], 80, 10) else { return };
+    let (mut bob, tmux) = bob_then_alice(&server, &[], 80, 10);
     let bell = || tmux.run(&["display-message", "-p", "-t", "chat", "#{window_bell_flag}"]).trim().to_owned();
     assert_eq!(bell(), "0");
     bob.send(b"hi Alice, and hi malice\n");
@@ -592,7 +589,7 @@ fn chat_client_highlights_its_nickname_with_a_bell_and_completes_nicknames() {
     tmux.keys(&["Enter"]);
     assert_eq!(lines_from(&mut bob, "alice: ", 1), ["hey bob how are you"]);
 
-    let Some(quiet) = Tmux::client(&[&server.addr, "--nick", "carol", "--no-bell"], 80, 10) else { return };
+    let quiet = Tmux::client(&[&server.addr, "--nick", "carol", "--no-bell"], 80, 10);
     quiet.wait_for("Connected to server!");
     bob.send(b"carol?\n");
     quiet.wait_for("bob: carol?");
@@ -652,7 +649,7 @@ fn chat_client_reconnects_as_the_same_nickname() {
 #[test]
 fn chat_client_on_a_terminal_reports_a_shutdown_once_below_the_input_line() {
     let server = ChatServer::start(&[]);
-    let Some((_bob, tmux)) = bob_then_alice(&server, &["--no-timestamps"], 80, 10) else { return };
+    let (_bob, tmux) = bob_then_alice(&server, &["--no-timestamps"], 80, 10);
     tmux.type_text("half typed");
     tmux.wait_for("half typed");
     server.proc.signal(15);
@@ -704,7 +701,7 @@ fn chat_client_sends_the_room_password_after_the_nickname() {
     assert_eq!(mallory.stderr.text(), "chat-client: the room's password (the line after the nickname) was refused\n");
 
     // Typed at its prompt, again after a wrong one.
-    let Some(tmux) = Tmux::client(&[&server.addr, "--nick", "carol"], 80, 10) else { return };
+    let tmux = Tmux::client(&[&server.addr, "--nick", "carol"], 80, 10);
     tmux.wait_for("\nPassword:");
     tmux.keys(&["wrong", "Enter"]);
     tmux.wait_for("wrong password, 2 tries left");

@@ -14,11 +14,13 @@
 //! with a password too: the page asks for it, shows why a wrong one was
 //! refused, sends it again when it reconnects, and stays out when kicked.
 //!
+//! Every browser test needs Debian's chromium and chromium-driver, and the
+//! namespace tests root and `/dev/net/tun` too (and QEMU): they are
+//! `#[ignore]`d, `cargo test -- --include-ignored` runs them (tests/run.sh
+//! installs what they need), and there a missing prerequisite fails them.
 //! The namespace tests run the browser inside the namespace (chromedriver
 //! is started there and reached through a relay on a Unix socket, see
-//! `tests::webdriver`); they need root, `/dev/net/tun` and chromium (and
-//! QEMU), so they are `#[ignore]`d: `cargo test -- --include-ignored` runs
-//! them (tests/run.sh), and there a missing prerequisite fails them.
+//! `tests::webdriver`).
 
 use std::process::Command;
 use std::thread;
@@ -416,6 +418,7 @@ impl Site for HostSite {
 }
 
 #[test]
+#[ignore = "needs chromium and chromium-driver"]
 fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
     require_browser("web");
     let mut site = HostSite::start("127.0.0.1:0", "127.0.0.1:0", &["--history", "5"]);
@@ -426,6 +429,7 @@ fn the_page_chats_with_line_and_tutorial_clients_on_chat_server() {
 /// why a wrong one was refused, and sends it again by itself when it
 /// reconnects; kicked, it does not reconnect.
 #[test]
+#[ignore = "needs chromium and chromium-driver"]
 fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() {
     require_browser("web-password");
     let dir = TempDir::new();
@@ -479,6 +483,7 @@ fn the_page_asks_for_the_room_password_reconnects_with_it_but_not_when_kicked() 
 /// the browser is told to accept): the page opens its WebSocket as wss://
 /// (a ws:// one from an https page would be blocked as mixed content).
 #[test]
+#[ignore = "needs chromium and chromium-driver"]
 fn the_page_chats_over_https_and_wss() {
     require_browser("web-tls");
     let args = ["--history", "0", "--web-tls", "--tls-self-signed"];

@@ -101,7 +101,7 @@ const CHAT_PROMPT: &str = "> ";
 pub struct Options {
     /// The server's address: HOST:PORT, or HOST for port 55555 (an IPv6 address as ::1, [::1]
     /// or [::1]:PORT).
-    #[arg(default_value = "127.0.0.1:55555", value_parser = parse_addr)]
+    #[arg(default_value = chat_core::wire::DEFAULT_ADDRESS, value_parser = parse_addr)]
     pub addr: String,
 
     /// Join as NAME instead of being asked.

@@ -47,11 +47,6 @@ pub fn build(args: &[&str]) {
     assert!(status.success(), "cargo build {args:?} failed");
 }
 
-/// Whether this run is CI's, where nothing may skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// Text a process printed, collected by a thread as it arrives, and whether
 /// its end has been read.
 #[derive(Clone, Default)]

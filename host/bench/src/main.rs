@@ -118,7 +118,7 @@ Examples:
 #[command(version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_LONG_HELP)]
 struct Cli {
     /// The server's address.
-    #[arg(default_value = "127.0.0.1:55555")]
+    #[arg(default_value = chat_core::wire::DEFAULT_ADDRESS)]
     addr: SocketAddr,
 
     /// Clients to connect and register (the ceiling's receivers).

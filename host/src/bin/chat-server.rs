@@ -25,7 +25,7 @@ use room_args::RoomArgs;
 struct Cli {
     /// Address to listen on; port 0 picks a free port. The first line on
     /// stdout is `listening on ADDR` with the real address.
-    #[arg(short, long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:55555")]
+    #[arg(short, long, value_name = "ADDRESS:PORT", default_value = chat_core::wire::DEFAULT_ADDRESS)]
     listen: SocketAddr,
 
     /// Also serve browsers on this address: the chat page at `/` and its
