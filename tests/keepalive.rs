@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::netns::{Netns, LINE_CLIENT};
-use tests::{bin, Proc, WAIT};
+use tests::{bin, Proc};
 
 /// The server's side of the link, and the client's.
 const SERVER_IP: &str = "192.168.71.1";
@@ -117,10 +117,10 @@ fn chat_client_notices_a_server_that_vanished() {
 
     link.cut();
     let cut = Instant::now();
-    // `wait` fails the test after WAIT: the probes give up after 5 s.
+    // `wait` fails the test after `tests::WAIT` (the bound): the probes give up
+    // after 5 s.
     let status = client.wait();
     assert_eq!(status.code(), Some(1));
     assert_eq!(client.stderr.text(), format!("chat-client: connection to {addr} lost: connection timed out\n"));
-    assert!(cut.elapsed() < WAIT);
     eprintln!("chat-client gave the server up {:?} after the link went down", cut.elapsed());
 }
