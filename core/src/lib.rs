@@ -58,6 +58,7 @@
 mod fmt;
 
 mod clean;
+pub mod cluster;
 mod nick;
 mod ring;
 mod room;
@@ -71,6 +72,8 @@ mod tests;
 pub use clean::clean;
 pub use nick::{Nick, NickError, MAX_NICK};
 pub use ring::LineStorage;
-pub use room::{ClientId, ClientStorage, Config, Reason, Refused, Room, Status, Storage, Throttle, MAX_BANS};
+pub use room::{
+    ClientId, ClientStorage, Config, Reason, Refused, RemoteStorage, Room, Status, Storage, Throttle, MAX_BANS,
+};
 pub use time::{Duration, Instant};
 pub use wire::{Dialect, MAX_LINE, ROOM_FULL};

@@ -20,6 +20,9 @@ pub(crate) enum Recipient {
     Everyone,
     /// One client only: a notice, a reply, a private message.
     One(ClientId),
+    /// No client: something a member room asks of the world outside
+    /// (`crate::cluster::Outgoing`), read by the room's outbox.
+    Cluster,
 }
 
 /// One index entry of the log: where a line's bytes are and who may read

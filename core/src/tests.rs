@@ -14,6 +14,8 @@ use crate::wire::{ROOM_FULL, SLOW_DOWN};
 use crate::*;
 use std::str;
 
+mod cluster;
+
 /// A room of 8 clients with a 4 KiB log, as on the board.
 type Board = Storage<8, 128, 4096>;
 

@@ -51,6 +51,15 @@ pub const SHUTDOWN: &[u8] = b"*** the server is shutting down\n";
 pub const SLOW_DOWN: &[u8] =
     b"*** slow down: you are sending faster than the room allows; your lines are held, not lost\n";
 
+/// What every client of a server in a room spanning several servers is
+/// told when the servers lose touch (the broker is unreachable): nothing
+/// is shown or lost meanwhile.
+pub const CLUSTER_PAUSED: &[u8] =
+    b"*** the room is paused: this server lost touch with the others; your lines wait and go out when it is back\n";
+
+/// What they are told when it is back, after the lines they missed.
+pub const CLUSTER_RESUMED: &[u8] = b"*** the room is back\n";
+
 /// What a connection from a banned address gets before the frontend closes
 /// it. It has no slot in the room, so the frontend sends it.
 pub const BANNED: &[u8] = b"*** you are banned from this room\n";

@@ -2,9 +2,9 @@
 
 use super::input::shorten;
 use super::*;
+use crate::cluster::Event;
 use crate::fmt::info;
 use crate::nick::Nick;
-use crate::wire::{LEFT, SAID};
 
 const HELP: [&str; 8] = [
     "*** commands:",
@@ -41,9 +41,7 @@ impl Room<'_> {
         match name.to_ascii_lowercase_in::<8>().as_deref() {
             Some("nick") => self.rename(id, arg),
             Some("who") => self.who(id),
-            Some("me") if !arg.is_empty() => {
-                self.push(Recipient::Everyone, &[b"* ", nick.as_str().as_bytes(), b" ", arg.as_bytes(), b"\n"]);
-            }
+            Some("me") if !arg.is_empty() => self.act(Event::Action { nick: nick.as_str(), text: arg }),
             Some("me") => self.notice(id, format_args!("*** usage: /me ACTION")),
             Some("msg") => self.private_message(id, arg),
             Some("quit") => self.leave(id, Reason::Quit, arg, now),
@@ -67,7 +65,7 @@ impl Room<'_> {
     /// A chat line; one of only whitespace is ignored like an empty one.
     pub(super) fn say(&mut self, nick: &Nick, text: &str) {
         if !text.trim().is_empty() {
-            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), SAID.as_bytes(), text.as_bytes(), b"\n"]);
+            self.act(Event::Said { nick: nick.as_str(), text });
         }
     }
 
@@ -76,11 +74,11 @@ impl Room<'_> {
             return self.notice(id, format_args!("*** usage: /nick NEW"));
         }
         match self.check_nick(id, arg) {
+            // Its own name in other letters is no claim on anything new.
+            Ok(new) if self.is_member() && !self.client(id).nick.same(new.as_str()) => self.claim(id, new),
             Ok(new) => {
                 let old = core::mem::replace(&mut self.client_mut(id).nick, new.clone());
-                info!("{} is now {}", old.as_str(), new.as_str());
-                let (old, new) = (old.as_str().as_bytes(), new.as_str().as_bytes());
-                self.push(Recipient::Everyone, &[b"*** ", old, b" is now known as ", new, b"\n"]);
+                self.act(Event::Renamed { old: old.as_str(), new: new.as_str() });
             }
             Err(why) => {
                 let shown = shorten(arg);
@@ -90,17 +88,18 @@ impl Room<'_> {
     }
 
     pub(super) fn who(&mut self, id: ClientId) {
-        let count = self.chatting().count();
+        let count = self.chatting().count() + self.remotes().count();
         let mut line = Text::new();
         let _ = write!(line, "*** {count} in the room:");
         let mut listed = 0;
-        for (_, client) in self.chatting() {
+        let local = self.chatting().map(|(_, client)| (client.operator, &client.nick));
+        for (operator, nick) in local.chain(self.remotes().map(|nick| (false, nick))) {
             // Keep room for the longest " and N more".
-            if line.len() + 2 + client.nick.as_str().len() > MAX_LINE - 20 {
+            if line.len() + 2 + nick.as_str().len() > MAX_LINE - 20 {
                 break;
             }
-            let mark = if client.operator { "@" } else { "" };
-            let _ = write!(line, " {mark}{}", client.nick);
+            let mark = if operator { "@" } else { "" };
+            let _ = write!(line, " {mark}{nick}");
             listed += 1;
         }
         if listed < count {
@@ -116,15 +115,20 @@ impl Room<'_> {
         if target.is_empty() || text.is_empty() {
             return self.notice(id, format_args!("*** usage: /msg NICK TEXT"));
         }
-        let found = self.chatting().find(|(_, client)| client.nick.same(target)).map(|(to, _)| to);
-        let Some(to) = found else {
+        let from = self.client(id).nick.clone();
+        let local = self.chatting().find(|(_, client)| client.nick.same(target)).map(|(_, client)| client.nick.clone());
+        let remote = || self.remotes().find(|nick| nick.same(target)).cloned();
+        let Some(to) = local.clone().or_else(remote) else {
             let shown = shorten(target);
             return self.notice(id, format_args!("*** no such nickname: {shown}"));
         };
-        let from = self.client(id).nick.clone();
-        let to_nick = self.client(to).nick.clone();
-        self.push(Recipient::One(to), &[b"*", from.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
-        self.push(Recipient::One(id), &[b"-> *", to_nick.as_str().as_bytes(), b"* ", text.as_bytes(), b"\n"]);
+        let event = Event::Private { from: from.as_str(), to: to.as_str(), text };
+        // Between two clients of this server it needs no order: it goes at once.
+        if local.is_some() {
+            self.show(event);
+        } else {
+            self.act(event);
+        }
     }
 
     /// A registered client leaves: the room (the client included) sees
@@ -132,6 +136,12 @@ impl Room<'_> {
     pub(super) fn leave(&mut self, id: ClientId, reason: Reason, why: &str, now: Instant) {
         self.announce_left(id, why);
         self.start_leaving(id, reason, now);
+        if self.is_member() {
+            // It sees the room until its own `left!` comes back.
+            let client = self.client_mut(id);
+            client.left_pending = true;
+            client.window.until = u64::MAX;
+        }
     }
 
     pub(super) fn announce_left(&mut self, id: ClientId, why: &str) {
@@ -144,14 +154,15 @@ impl Room<'_> {
             client.state = State::Leaving;
         }
         info!("{} left", nick.as_str());
-        if why.is_empty() {
-            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), LEFT.as_bytes(), b"\n"]);
+        if self.is_member() {
+            self.publish_left(&nick, why);
         } else {
-            self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), LEFT.as_bytes(), b" (", why.as_bytes(), b")\n"]);
+            self.show(Event::Left { nick: nick.as_str(), why });
         }
     }
 
     pub(super) fn start_leaving(&mut self, id: ClientId, reason: Reason, now: Instant) {
+        self.abandon_claim(id);
         let next = self.ring.next();
         let drain = self.config.drain_timeout;
         let client = self.client_mut(id);

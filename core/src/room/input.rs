@@ -6,9 +6,10 @@ use super::framing::Framed;
 use super::slot::MAX_SAID;
 use super::*;
 use crate::clean::clean;
+use crate::cluster::Event;
 use crate::fmt::info;
 use crate::nick::{Nick, NickError};
-use crate::wire::{CONNECTED, GREETING, JOINED, NOT_TLS, SLOW_DOWN};
+use crate::wire::{CONNECTED, GREETING, NOT_TLS, SLOW_DOWN};
 
 impl Room<'_> {
     // ----- flood control ----------------------------------------------------
@@ -19,6 +20,7 @@ impl Room<'_> {
         matches!(client.state, State::Greeting | State::Chatting)
             && !client.input.is_full()
             && (client.dialect != Dialect::Web || self.web_reading(id))
+            && !self.member_blocked(id)
             && self.has_token(id, now)
     }
 
@@ -67,6 +69,11 @@ impl Room<'_> {
             if !matches!(client.state, State::Greeting | State::Chatting) || client.input.is_empty() {
                 return;
             }
+            if self.member_blocked(id) {
+                // It waits for a nickname, or the room for the world outside.
+                return;
+            }
+            let client = self.client_mut(id);
             match client.dialect {
                 Dialect::Seed => return self.handle_seed_input(id, now, chunk_end),
                 Dialect::Web => return self.handle_web_input(id, now),
@@ -212,22 +219,14 @@ impl Room<'_> {
         client.input.consume(name_len);
         let wanted = Nick::salvage(&cleaned);
         let nick = self.unique_variant(id, &wanted);
-        self.join(id, nick.clone());
-        if nick.as_str() != cleaned.as_str() {
-            let shown = shorten(&cleaned);
-            let why = match self.check_nick(id, &cleaned) {
-                Err(NickError::Taken) | Ok(_) => "is taken",
-                Err(_) => "is not a valid nickname",
-            };
-            self.notice(id, format_args!("*** you are {nick} here: \"{shown}\" {why}"));
-        }
+        self.join(id, nick);
         self.handle_input(id, now, true);
     }
 
     /// `text` as a nickname for `id`, if valid and not someone else's.
     pub(super) fn check_nick(&self, id: ClientId, text: &str) -> Result<Nick, NickError> {
         let nick = Nick::parse(text)?;
-        if self.chatting().any(|(other, client)| other != id && client.nick.same(text)) {
+        if self.chatting().any(|(other, client)| other != id && client.nick.same(text)) || self.remote_has(text) {
             Err(NickError::Taken)
         } else {
             Ok(nick)
@@ -263,7 +262,9 @@ impl Room<'_> {
             .unwrap_or_else(|| wanted.clone())
     }
 
-    pub(super) fn join(&mut self, id: ClientId, nick: Nick) {
+    /// A client with a nickname comes in: the room sees it join, it gets
+    /// the room's last lines.
+    pub(super) fn enter(&mut self, id: ClientId, nick: Nick) {
         info!("Nickname is {}", nick.as_str());
         let next = self.ring.next();
         let throttle = self.config.throttle;
@@ -280,12 +281,23 @@ impl Room<'_> {
         client.nick = nick;
         let nick = client.nick.clone();
         let dialect = client.dialect;
-        self.push(Recipient::Everyone, &[nick.as_str().as_bytes(), JOINED.as_bytes(), b"\n"]);
+        self.show(Event::Joined { nick: nick.as_str() });
         self.push(Recipient::One(id), &[CONNECTED.as_bytes(), b"\n"]);
         // The tutorial's client would print the notices as chat: its
         // transcript stays as the tutorial shows it.
         if dialect != Dialect::Seed {
             self.replay_history(id, next);
+            return;
+        }
+        let said = cleaned(&self.client(id).said);
+        if nick.as_str() != said.as_str() {
+            // It cannot be asked again: it was given a variant.
+            let shown = shorten(&said);
+            let why = match Nick::parse(&said) {
+                Ok(_) => "is taken",
+                Err(_) => "is not a valid nickname",
+            };
+            self.notice(id, format_args!("*** you are {nick} here: \"{shown}\" {why}"));
         }
     }
 }

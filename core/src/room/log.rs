@@ -4,6 +4,7 @@
 use super::farewell::Farewell;
 use super::web::WebNext;
 use super::*;
+use crate::fmt::warning;
 use crate::wire::{seed_ascii, GREETING, HISTORY_END};
 
 impl Room<'_> {
@@ -35,6 +36,7 @@ impl Room<'_> {
                 self.lists.mark_ready(self.cells, id);
             }
             Recipient::Everyone => self.lists.mark_all_ready(),
+            Recipient::Cluster => {}
         }
         if self.unannounced > 0 && !self.announcing {
             self.announcing = true;
@@ -128,6 +130,13 @@ impl Room<'_> {
             client.state = State::Dropped;
             self.lists.mark_ready(self.cells, id);
             self.lists.arm(self.cells, id);
+        }
+        if let Some(cluster) = self.cluster.as_mut() {
+            if cluster.outbox < first {
+                warning!("the outbox fell behind the log: {} events lost", first - cluster.outbox);
+                cluster.outbox = first;
+            }
+            slowest = slowest.min(cluster.outbox);
         }
         self.slowest = slowest;
     }

@@ -36,13 +36,16 @@ mod guard;
 mod input;
 mod lists;
 mod log;
+mod member;
 mod slot;
 mod web;
 
 pub use bucket::Throttle;
+pub use member::RemoteStorage;
 pub use slot::ClientStorage;
 
 use lists::Lists;
+use member::Cluster;
 use slot::{Client, State};
 
 /// The longest line the server ever stores: `-> *{nick}* {text}\n`.
@@ -279,6 +282,8 @@ pub struct Room<'a> {
     /// The pages whose browsers may open a WebSocket; `None`: the page's
     /// own origin only.
     web_origins: Option<&'a [&'a str]>,
+    /// The room as one member of a wider room ([`Room::join_cluster`]).
+    cluster: Option<Cluster<'a>>,
 }
 
 /// A line being composed: never longer than the longest line stored.
@@ -333,6 +338,7 @@ impl<'a> Room<'a> {
             op_password: None,
             bans: Vec::new(),
             web_origins: None,
+            cluster: None,
         }
     }
 
@@ -506,7 +512,11 @@ impl<'a> Room<'a> {
             if !self.wants_input(id, now) {
                 // Bytes wait in the connection: read them once tokens are back.
                 self.client_mut(id).paused = true;
-                self.hold(id);
+                if self.member_blocked(id) {
+                    self.note_blocked();
+                } else {
+                    self.hold(id);
+                }
                 break;
             }
             match conn.read(self.client_mut(id).input.spare()) {
@@ -555,7 +565,9 @@ impl<'a> Room<'a> {
         // Bytes left over wait for a token, as they would in a socket.
         let paused = !bytes.is_empty();
         self.client_mut(id).paused = paused;
-        if paused {
+        if paused && self.member_blocked(id) {
+            self.note_blocked();
+        } else if paused {
             self.hold(id);
         }
         self.end_of_hold(id);
@@ -604,7 +616,7 @@ impl<'a> Room<'a> {
     pub fn poll_close(&mut self, id: ClientId, now: Instant) -> Option<Reason> {
         let client = self.get(id)?;
         let done = match client.state {
-            State::Dropped | State::Leaving => now >= client.deadline || !self.has_output(id),
+            State::Dropped | State::Leaving => now >= client.deadline || (!self.has_output(id) && !client.left_pending),
             _ => false,
         };
         if !done {
@@ -629,6 +641,7 @@ impl<'a> Room<'a> {
     }
 
     fn release(&mut self, id: ClientId) {
+        self.abandon_claim(id);
         let client = self.client_mut(id);
         if client.state != State::Free {
             debug!("slot {} closed", id.index());
@@ -683,6 +696,7 @@ impl<'a> Room<'a> {
                 }
             }
             // Only a client with lines waiting for a token needs waking.
+            State::Chatting if self.member_blocked(id) => None,
             State::Chatting if client.paused || !client.input.is_empty() => {
                 config.throttle.and(client.bucket.next_token())
             }

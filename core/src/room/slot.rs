@@ -8,6 +8,7 @@ use super::bucket::{Bucket, Throttle};
 use super::farewell::Farewell;
 use super::framing::Input;
 use super::lists::{Linked, Links};
+use super::member::Claim;
 use super::web::Web;
 use super::Reason;
 use crate::nick::{Nick, MAX_NICK};
@@ -93,6 +94,13 @@ pub(super) struct Client {
     pub operator: bool,
     /// A browser's HTTP request, or its WebSocket.
     pub web: Web,
+    /// In a member room: the nickname it asked the world outside for.
+    pub claim: Claim,
+    pub wanted: Nick,
+    /// Variants of its name a seed client was refused.
+    pub seed_tries: u8,
+    /// In a member room: it left, and waits for its own `left!`.
+    pub left_pending: bool,
 }
 
 /// The part of the log a client sees: broadcasts from when it joined, lines
@@ -116,6 +124,7 @@ impl Window {
             && match line.to() {
                 Recipient::One(to) => to == me,
                 Recipient::Everyone => seq >= self.joined,
+                Recipient::Cluster => false,
             }
     }
 }
@@ -144,6 +153,10 @@ impl Client {
         wrong_passwords: 0,
         operator: false,
         web: Web::NEW,
+        claim: Claim::None,
+        wanted: Nick::EMPTY,
+        seed_tries: 0,
+        left_pending: false,
     };
 
     /// A new connection, about to be sent [`GREETING`], reading the log from
