@@ -1,8 +1,14 @@
 //! `chat-bench` end to end, briefly: clean runs against `chat-server` in
-//! both dialects and against the tutorial's Python server, and a lossy
-//! server whose losses it must report.
+//! both dialects and against the tutorial's Python server, clients spread
+//! over several addresses, a lossy server whose losses it must report and a
+//! server that gives clients different orders, which `--same-order` must.
 
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
 
 use tests::{bin, listening_addr, root, web_addr, ChatServer, Proc};
 
@@ -46,6 +52,43 @@ fn python_server(script: &str) -> (Proc, String) {
         Proc::spawn(Command::new("python3").arg(root().join("tests/seed").join(script)).args(["127.0.0.1", "0"]));
     let addr = listening_addr(&server);
     (server, addr)
+}
+
+/// A second address for one server: a TCP forwarder on an ephemeral
+/// loopback port that relays every connection to `target`, both ways, and
+/// counts the connections it accepted (so a test knows who came through
+/// it). Its threads end with the test process.
+struct Forwarder {
+    addr: String,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Forwarder {
+    fn to(target: &str) -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a forwarder");
+        let addr = listener.local_addr().expect("the forwarder's address").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (counter, target) = (accepted.clone(), target.to_string());
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { continue };
+                    let _ = to.set_nodelay(true);
+                    thread::spawn(move || {
+                        let _ = io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Forwarder { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 #[test]
@@ -169,6 +212,66 @@ fn a_lossy_server_is_caught() {
     assert!(table.contains("FAILED"), "{table}");
 }
 
+/// One server gives one order by construction: `--same-order` passes, and
+/// says how many lines every client saw in it.
+#[test]
+fn one_chat_server_gives_every_client_the_same_order() {
+    let server = ChatServer::start(&["--no-throttle"]);
+    let (code, json, output) = bench(&[&server.addr, "--clients", "6", "--messages", "30", "--same-order"]);
+    assert_clean(code, &json, &output, 6 * 6 * 30);
+    assert!(json.contains("\"same_order\":{\"lines\":180,\"differing\":0,"), "6 x 30 lines in one order: {json}");
+    let table = String::from_utf8_lossy(&output.stderr);
+    assert!(table.contains("every client saw its 180 lines in one order"), "{table}");
+}
+
+/// Two addresses of one server (its own, and a forwarder's to it): the
+/// clients go round-robin over them, every delivery checked, in one order.
+/// The same address twice is two addresses too.
+#[test]
+fn clients_spread_over_several_addresses() {
+    let server = ChatServer::start(&["--no-throttle"]);
+    let forwarder = Forwarder::to(&server.addr);
+    let (code, json, output) =
+        bench(&[&server.addr, &forwarder.addr, "--clients", "5", "--messages", "20", "--same-order"]);
+    assert_clean(code, &json, &output, 5 * 5 * 20);
+    assert!(json.contains(&format!("\"addrs\":[\"{}\",\"{}\"]", server.addr, forwarder.addr)), "{json}");
+    assert!(json.contains("\"clients_per_addr\":[3,2]"), "{json}");
+    assert!(json.contains(&format!("\"addr\":\"{}\"", server.addr)), "the first, as before: {json}");
+    assert_eq!(forwarder.accepted(), 2, "clients 1 and 3 came through the second address");
+    assert!(json.contains("\"differing\":0,"), "{json}");
+    let table = String::from_utf8_lossy(&output.stderr);
+    let second = format!("{} (2 clients)", forwarder.addr);
+    assert!(table.contains("2 addresses: ") && table.contains(&second), "{table}");
+
+    let (code, json, output) = bench(&[&server.addr, &server.addr, "--clients", "4", "--messages", "10"]);
+    assert_clean(code, &json, &output, 4 * 4 * 10);
+    assert!(json.contains("\"clients_per_addr\":[2,2]"), "{json}");
+}
+
+/// A server that swaps lines of different senders for every second client:
+/// nothing lost and every sender's order kept, so only `--same-order`
+/// catches it, naming the clients and where their orders part.
+#[test]
+fn same_order_catches_clients_given_different_orders() {
+    let (_server, addr) = python_server("swapping_server.py");
+    let args = [addr.as_str(), "--clients", "4", "--messages", "20", "--settle", "1"];
+    let (code, json, output) = bench(&args);
+    assert_clean(code, &json, &output, 4 * 4 * 20);
+
+    let (code, json, output) = bench(&[&args[..], &["--same-order"]].concat());
+    let table = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(code, Some(1), "a run with two orders exits 1:\n{table}");
+    assert!(json.contains("\"ok\":false"), "{json}");
+    for counter in ["lost", "duplicated", "reordered", "misattributed", "torn", "closed"] {
+        assert_eq!(field(&json, counter), 0, "{counter}:\n{table}");
+    }
+    assert_eq!(field(&json, "deliveries"), 4 * 4 * 20, "{table}");
+    assert!(field(&json, "differing") >= 1, "{table}");
+    assert!(json.contains("same-order violation at line "), "{json}");
+    assert!(json.contains("(each received both, in opposite orders)"), "{json}");
+    assert!(table.contains("VIOLATED") && table.contains("FAILED"), "{table}");
+}
+
 #[test]
 fn an_absent_server_is_an_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
@@ -190,7 +293,7 @@ fn help_names_the_servers_flood_control() {
     let output = Command::new(bin("bench", "chat-bench")).arg("--help").output().expect("run chat-bench --help");
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    for needle in ["--no-throttle", "--idle", "--ceiling", "--dialect", "Exit status"] {
+    for needle in ["--no-throttle", "--idle", "--ceiling", "--dialect", "--same-order", "[ADDR]...", "Exit status"] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }

@@ -77,12 +77,24 @@ impl Ledger {
         }
     }
 
+    /// The bit of (`receiver`, `sender`, `seq`): its word and mask.
+    fn bit(&self, receiver: usize, sender: usize, seq: usize) -> (usize, u64) {
+        let bit = (receiver * self.speakers + sender) * self.messages + seq;
+        (bit / 64, 1u64 << (bit % 64))
+    }
+
+    /// Whether `receiver` has got message `seq` of `sender` (the
+    /// `--same-order` check tells a loss from a swap by it).
+    pub fn has(&self, receiver: usize, sender: usize, seq: usize) -> bool {
+        let (word, mask) = self.bit(receiver, sender, seq);
+        self.seen[word] & mask != 0
+    }
+
     /// Records that `receiver` got message `seq` of `sender`, intact and
     /// attributed to it.
     pub fn deliver(&mut self, receiver: usize, sender: usize, seq: usize) -> Delivery {
         let pair = receiver * self.speakers + sender;
-        let bit = pair * self.messages + seq;
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let (word, mask) = self.bit(receiver, sender, seq);
         if self.seen[word] & mask != 0 {
             self.counts.duplicated += 1;
             return Delivery::Duplicate;
@@ -155,6 +167,7 @@ mod tests {
     fn a_late_delivery_is_reordered_and_a_repeat_duplicated() {
         let mut ledger = Ledger::new(2, 2, 4);
         assert_eq!(ledger.deliver(1, 1, 0), Delivery::InOrder);
+        assert!(ledger.has(1, 1, 0) && !ledger.has(1, 1, 2) && !ledger.has(0, 1, 0));
         assert_eq!(ledger.deliver(1, 1, 2), Delivery::InOrder);
         assert_eq!(ledger.deliver(1, 1, 1), Delivery::Reordered);
         assert_eq!(ledger.deliver(1, 1, 2), Delivery::Duplicate);

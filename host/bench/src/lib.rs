@@ -5,6 +5,7 @@
 //! - [`message`]: the messages the bench sends, and how a receiver's stream
 //!   is cut up and judged;
 //! - [`ledger`]: which deliveries arrived, and the counts of what went wrong;
+//! - [`order`]: the `--same-order` check, one order of messages for all;
 //! - [`run`]: the clients, the poller and the pacing of one run;
 //! - [`report`]: what a run found, as a table and as JSON;
 //! - [`ceiling`]: the loopback ceiling, with no server;
@@ -17,6 +18,7 @@
 pub mod ceiling;
 pub mod ledger;
 pub mod message;
+pub mod order;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -23,6 +23,11 @@ Opens CLIENTS connections to a running server at ADDR, registers them all
 bytes, as fast as its socket takes them or at RATE messages a second. All
 clients live in one thread of this process, over one poller.
 
+Several ADDRs are the servers of one room (joined over a broker): client i
+connects to the (i mod N)th address, and every client must still receive
+every message, whichever server its sender is on. The report gives the
+clients per address.
+
 Every message is `[{nick} {seq} {micros} ....{check}]`, padded with dots to
 exactly SIZE bytes: its sender, its number, when it was written (microseconds
 since the bench started: one process, one clock), and 4 hex digits hashing
@@ -44,6 +49,16 @@ the payload, and intact. The report counts:
 with deliveries/s (first message sent to last delivery) and the latency from
 sending to receipt at the other clients (a sender's own echo is not counted):
 p50, p90, p99 and max.
+
+--same-order also checks that every client received the messages in one
+and the same order: all clients are registered before the first message,
+so each one's sequence (every sender's lines interleaved) must be the
+same. One server gives that by construction; servers over a broker must
+agree on it. A violation names the clients and the first line of the run
+where their orders differ, with the two messages each received there. A
+client out of step because of a lost line is counted lost, and not
+checked further for order. The order is kept once (8 bytes a line), not
+per client.
 
 The server is not the bench's to control. chat-server throttles every client
 by default (5 lines at once, then 2 a second): run it with `--no-throttle`
@@ -99,15 +114,17 @@ on stderr. A progress bar appears on stderr when a run takes over 2 s and
 stderr is a terminal.
 
 Exit status: 0 when every check passed; 1 when anything was lost,
-duplicated, reordered, misattributed or torn, a client was closed, a client
-could not register, or the run timed out (the report then shows what
-arrived); 2 for a bad command line.
+duplicated, reordered, misattributed or torn, two clients saw different
+orders (--same-order), a client was closed, a client could not register,
+or the run timed out (the report then shows what arrived); 2 for a bad
+command line.
 
 Examples:
   chat-server --listen 127.0.0.1:55555 --no-throttle --capacity 11000 &
   chat-bench --clients 100 --messages 100 --size 64
   chat-bench --clients 100 --messages 100 --rate 10 --json
   chat-bench --dialect seed --clients 50
+  chat-bench 127.0.0.1:55555 127.0.0.1:55556 --clients 300 --same-order
   chat-server --listen 127.0.0.1:55555 --web 127.0.0.1:8080 --no-throttle &
   chat-bench 127.0.0.1:8080 --dialect web --clients 100
   chat-bench --idle 10000 --server-pid $(pidof chat-server)
@@ -117,9 +134,10 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_LONG_HELP)]
 struct Cli {
-    /// The server's address.
-    #[arg(default_value = chat_core::wire::DEFAULT_ADDRESS)]
-    addr: SocketAddr,
+    /// The server's address; several: the servers of one room, the
+    /// clients spread over them round-robin.
+    #[arg(value_name = "ADDR", num_args = 1.., default_value = chat_core::wire::DEFAULT_ADDRESS)]
+    addrs: Vec<SocketAddr>,
 
     /// Clients to connect and register (the ceiling's receivers).
     #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -222,6 +240,11 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     dump: Option<std::path::PathBuf>,
 
+    /// Also check that every client received the messages in one and the
+    /// same order (every sender's lines interleaved alike for all).
+    #[arg(long, conflicts_with = "ceiling")]
+    same_order: bool,
+
     /// Allow a server address outside the loopback range.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -252,8 +275,8 @@ fn main() -> ExitCode {
     if cli.ceiling {
         return ceiling_only(&cli);
     }
-    if !cli.addr.ip().is_loopback() && !cli.allow_non_loopback {
-        eprintln!("chat-bench: {} is not a loopback address (--allow-non-loopback to insist)", cli.addr);
+    if let Some(addr) = cli.addrs.iter().find(|addr| !addr.ip().is_loopback() && !cli.allow_non_loopback) {
+        eprintln!("chat-bench: {addr} is not a loopback address (--allow-non-loopback to insist)");
         return ExitCode::from(2);
     }
     let idle = cli.idle.is_some();
@@ -264,9 +287,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let tls = if cli.tls.enabled() {
-        let addr = cli.addr.to_string();
         let made = host::tls_client::config(&cli.tls).and_then(|config| {
-            Ok(bench::tls::Tls { config: Arc::new(config), name: host::tls_client::server_name(&addr)? })
+            let names = cli.addrs.iter().map(|addr| host::tls_client::server_name(&addr.to_string()));
+            Ok(bench::tls::Tls { config: Arc::new(config), names: names.collect::<Result<_, _>>()? })
         });
         match made {
             Ok(tls) => Some(tls),
@@ -279,7 +302,7 @@ fn main() -> ExitCode {
         None
     };
     let plan = Plan {
-        addr: cli.addr,
+        addrs: cli.addrs.clone(),
         dialect: cli.dialect,
         clients,
         speakers,
@@ -295,12 +318,21 @@ fn main() -> ExitCode {
         window: cli.window.map(|w| w as usize),
         dump: cli.dump.clone(),
         tls,
+        same_order: cli.same_order,
     };
     if plan.size < plan.min_size() {
         eprintln!(
             "chat-bench: --size {} is too small: this run's messages need at least {} bytes",
             plan.size,
             plan.min_size()
+        );
+        return ExitCode::from(2);
+    }
+    let lines = plan.speakers as u64 * plan.messages as u64;
+    if plan.same_order && lines > bench::order::MAX_LINES {
+        eprintln!(
+            "chat-bench: --same-order keeps at most {} lines ({lines} here: fewer speakers or messages)",
+            bench::order::MAX_LINES
         );
         return ExitCode::from(2);
     }

@@ -1,4 +1,4 @@
-//! What a run is asked to do: the server, the dialect its clients speak, how
+//! What a run is asked to do: the servers, the dialect its clients speak, how
 //! many of them, what they send and when. The command line builds a
 //! [`Plan`]; the report carries its shape as it was asked for.
 
@@ -33,8 +33,10 @@ fn serialize_dialect<S: serde::Serializer>(dialect: &Dialect, serializer: S) -> 
 /// behaves) into the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    /// The server.
-    pub addr: SocketAddr,
+    /// The servers' addresses: client `i` connects to `addrs[i % len]`
+    /// (see [`Plan::addr_of`]). Several servers of one room (over a broker)
+    /// are still one room: every client expects every message. Never empty.
+    pub addrs: Vec<SocketAddr>,
     #[serde(serialize_with = "serialize_dialect")]
     pub dialect: Dialect,
     /// Clients connected and registered; each must receive every message.
@@ -73,12 +75,28 @@ pub struct Plan {
     /// Write each client's received bytes to `client-{i}.bin` here.
     #[serde(skip)]
     pub dump: Option<std::path::PathBuf>,
-    /// Talk TLS to the server, with this configuration.
+    /// Talk TLS to the servers, with this configuration.
     #[serde(skip)]
     pub tls: Option<crate::tls::Tls>,
+    /// Check that every client saw the messages in one order (see
+    /// [`crate::order`]); the report says so when it does.
+    #[serde(skip)]
+    pub same_order: bool,
 }
 
 impl Plan {
+    /// Which of [`Plan::addrs`] client `i` connects to: round-robin, so
+    /// every server has clients (and speakers) when there are enough.
+    pub fn addr_of(&self, i: usize) -> usize {
+        i % self.addrs.len()
+    }
+
+    /// How many clients connect to each of [`Plan::addrs`], in its order.
+    pub fn clients_per_addr(&self) -> Vec<usize> {
+        let n = self.addrs.len();
+        (0..n).map(|a| self.clients / n + usize::from(a < self.clients % n)).collect()
+    }
+
     /// The smallest message size this plan's fields fit in.
     pub fn min_size(&self) -> usize {
         message::min_size(self.clients, self.messages, self.max_micros())
@@ -93,5 +111,42 @@ impl Plan {
     /// its own included.
     pub fn expected(&self) -> u64 {
         self.clients as u64 * self.speakers as u64 * self.messages as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(addrs: usize, clients: usize) -> Plan {
+        Plan {
+            addrs: (0..addrs).map(|a| SocketAddr::from(([127, 0, 0, 1], 1000 + a as u16))).collect(),
+            dialect: Dialect::Line,
+            clients,
+            speakers: clients,
+            messages: 1,
+            size: 64,
+            rate: None,
+            nodelay: false,
+            timeout: Duration::from_secs(1),
+            settle: Duration::from_secs(1),
+            concurrency: 1,
+            progress: false,
+            hold: Duration::ZERO,
+            window: None,
+            dump: None,
+            tls: None,
+            same_order: false,
+        }
+    }
+
+    #[test]
+    fn clients_go_round_robin_over_the_addresses() {
+        let three = plan(3, 7);
+        let assigned: Vec<usize> = (0..7).map(|i| three.addr_of(i)).collect();
+        assert_eq!(assigned, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(three.clients_per_addr(), [3, 2, 2]);
+        assert_eq!(plan(1, 5).clients_per_addr(), [5]);
+        assert_eq!(plan(4, 2).clients_per_addr(), [1, 1, 0, 0]);
     }
 }

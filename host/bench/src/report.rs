@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
 use crate::ledger::Counts;
+use crate::order::OrderCheck;
 use crate::plan::Plan;
 
 /// Lines kept verbatim in a report when they were not what was expected.
@@ -77,15 +78,22 @@ pub struct Timing {
 /// What a run found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The first server, as a one-server report has always named it.
+    pub addr: std::net::SocketAddr,
     /// What was asked.
     #[serde(flatten)]
     pub plan: Plan,
+    /// Clients that connected to each of the plan's `addrs`, in its order.
+    pub clients_per_addr: Vec<usize>,
     /// Deliveries a perfect run makes.
     pub expected: u64,
     #[serde(flatten)]
     pub timing: Timing,
     #[serde(flatten)]
     pub counts: Counts,
+    /// With `--same-order`: whether every client saw one order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_order: Option<OrderCheck>,
     /// Send to receipt at the other clients (own echoes excluded).
     #[serde(rename = "latency_us")]
     pub latency: Latency,
@@ -99,7 +107,10 @@ pub struct Report {
 impl Report {
     /// Whether every check passed.
     pub fn ok(&self) -> bool {
-        self.error.is_none() && !self.timed_out && self.counts.clean()
+        self.error.is_none()
+            && !self.timed_out
+            && self.counts.clean()
+            && self.same_order.as_ref().is_none_or(OrderCheck::ok)
     }
 
     /// The report as rows of a table for people (see [`table`]).
@@ -109,8 +120,19 @@ impl Report {
             Some(rate) => format!("{rate} msg/s per speaker"),
             None => "unpaced".to_string(),
         };
+        let servers = match plan.addrs.as_slice() {
+            [addr] => ("server", addr.to_string()),
+            addrs => {
+                let each: Vec<String> = addrs
+                    .iter()
+                    .zip(&self.clients_per_addr)
+                    .map(|(addr, clients)| format!("{addr} ({clients} clients)"))
+                    .collect();
+                ("servers", format!("{} addresses: {}", addrs.len(), each.join(", ")))
+            }
+        };
         let mut rows: Vec<(&str, String)> = vec![
-            ("server", plan.addr.to_string()),
+            servers,
             (
                 "run",
                 format!(
@@ -136,6 +158,9 @@ impl Report {
             ("elapsed", format!("{:.3} s (first send to last delivery)", timing.elapsed_secs)),
             ("deliveries/s", format!("{:.0}", timing.deliveries_per_sec)),
         ];
+        if let Some(order) = &self.same_order {
+            rows.push(("same order", order.summary()));
+        }
         let latency = &self.latency;
         if latency.count > 0 {
             rows.push((

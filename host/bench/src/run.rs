@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::ledger::{Delivery, Ledger};
 use crate::message::{Format, Names, Piece, Pieces, Verdict};
+use crate::order::SameOrder;
 use crate::plan::{Dialect, Plan};
 use crate::report::{sample, Latencies, Report, Samples, Timing};
 use crate::tls::Stream;
@@ -196,6 +197,8 @@ struct Bench<'p> {
     last_delivery: Option<Instant>,
     last_input: Instant,
     ledger: Ledger,
+    /// With `--same-order`: the order the clients must all have seen.
+    order: Option<SameOrder>,
     latencies: Latencies,
     samples: Samples,
     error: Option<String>,
@@ -215,10 +218,13 @@ pub fn run(plan: &Plan, registered: &mut dyn FnMut()) -> Report {
         Ok(poll) => poll,
         Err(e) => {
             return Report {
+                addr: plan.addrs[0],
+                clients_per_addr: plan.clients_per_addr(),
                 plan: plan.clone(),
                 expected: ledger.expected(),
                 timing: Timing::default(),
                 counts: ledger.counts(),
+                same_order: None,
                 latency: Default::default(),
                 timed_out: false,
                 error: Some(format!("cannot create a poller: {e}")),
@@ -242,6 +248,7 @@ pub fn run(plan: &Plan, registered: &mut dyn FnMut()) -> Report {
         last_delivery: None,
         last_input: start,
         ledger,
+        order: plan.same_order.then(|| SameOrder::new(plan.clients, plan.speakers, plan.messages)),
         latencies: Latencies::new(),
         samples: Samples::default(),
         error: None,
@@ -445,10 +452,12 @@ impl Bench<'_> {
             && self.roster.in_flight < self.plan.concurrency
         {
             let i = self.roster.next_connect;
-            let mut stream = match TcpStream::connect(self.plan.addr) {
+            let server = self.plan.addr_of(i);
+            let addr = self.plan.addrs[server];
+            let mut stream = match TcpStream::connect(addr) {
                 Ok(stream) => stream,
                 Err(e) => {
-                    self.error = Some(format!("client {i}: cannot connect to {}: {e}", self.plan.addr));
+                    self.error = Some(format!("client {i}: cannot connect to {addr}: {e}"));
                     return;
                 }
             };
@@ -461,7 +470,7 @@ impl Bench<'_> {
                 self.error = Some(format!("client {i}: cannot watch its socket: {e}"));
                 return;
             }
-            let stream = match Stream::new(stream, self.plan.tls.as_ref()) {
+            let stream = match Stream::new(stream, self.plan.tls.as_ref(), server) {
                 Ok(stream) => stream,
                 Err(e) => {
                     self.error = Some(format!("client {i}: cannot start a TLS session: {e}"));
@@ -472,7 +481,7 @@ impl Bench<'_> {
             if self.plan.dialect == Dialect::Web {
                 // A browser speaks first: the upgrade, then `NICK` comes.
                 let key = self.rng.key();
-                client.out = websocket::request(&self.plan.addr.to_string(), &key);
+                client.out = websocket::request(&addr.to_string(), &key);
                 client.web = Some(websocket::Receiver::new(&key));
             }
             self.clients.push(client);
@@ -753,6 +762,9 @@ impl Bench<'_> {
         if self.ledger.deliver(r, message.sender, message.seq) == Delivery::Duplicate {
             return;
         }
+        if let Some(order) = &mut self.order {
+            order.saw(r, message.sender, message.seq);
+        }
         if r != message.sender {
             self.latencies.record(now_us.saturating_sub(message.micros));
         } else {
@@ -828,10 +840,13 @@ impl Bench<'_> {
             timing.deliveries_per_sec = counts.deliveries as f64 / timing.elapsed_secs;
         }
         Report {
+            addr: self.plan.addrs[0],
+            clients_per_addr: self.plan.clients_per_addr(),
             plan: self.plan.clone(),
             expected: self.ledger.expected(),
             timing,
             counts,
+            same_order: self.order.as_ref().map(|order| order.finish(&self.ledger, &self.format.names)),
             latency: self.latencies.summary(),
             timed_out,
             error: self.error,

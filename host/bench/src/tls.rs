@@ -27,20 +27,24 @@ pub struct TlsStream {
     tls: ClientConnection,
 }
 
-/// What TLS clients are made with: the configuration and the server's name.
+/// What TLS clients are made with: the configuration and the servers'
+/// names, one per address of the plan (in its order), each checked against
+/// its own certificate.
 #[derive(Clone, Debug)]
 pub struct Tls {
     pub config: Arc<ClientConfig>,
-    pub name: ServerName<'static>,
+    pub names: Vec<ServerName<'static>>,
 }
 
 impl Stream {
-    /// `tcp`, through a new TLS session if `tls` says so.
-    pub(crate) fn new(tcp: TcpStream, tls: Option<&Tls>) -> io::Result<Stream> {
+    /// `tcp` to the plan's address `server`, through a new TLS session if
+    /// `tls` says so.
+    pub(crate) fn new(tcp: TcpStream, tls: Option<&Tls>, server: usize) -> io::Result<Stream> {
         Ok(match tls {
             None => Stream::Plain(tcp),
             Some(tls) => {
-                let session = ClientConnection::new(tls.config.clone(), tls.name.clone()).map_err(io::Error::other)?;
+                let name = tls.names.get(server).ok_or_else(|| io::Error::other("no TLS name for this server"))?;
+                let session = ClientConnection::new(tls.config.clone(), name.clone()).map_err(io::Error::other)?;
                 Stream::Tls(Box::new(TlsStream { tcp, tls: session }))
             }
         })
