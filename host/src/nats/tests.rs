@@ -343,3 +343,48 @@ fn throughput_through_one_bridge() {
     assert_eq!(events.last().map(String::as_str), Some("S a 19999"));
     eprintln!("{COUNT} events published and consumed in {took:?}: {:.0}/s", COUNT as f64 / took.as_secs_f64());
 }
+
+/// Exactly once and one order for all servers; not necessarily the order
+/// sent: see the module's doc on publishes in flight when the broker dies.
+#[test]
+#[ignore = "needs nats-server"]
+fn publishes_in_flight_when_the_broker_dies_arrive_once_in_one_order() {
+    let mut broker = Broker::start(true);
+    let mut a = Side::start(&broker, 10);
+    let mut b = Side::start(&broker, 10);
+    const COUNT: usize = 5_000;
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("S a {i}")).collect();
+    for event in &sent {
+        publish(&a, event);
+    }
+    let mut seen_by_a = a.events(1, Duration::from_secs(5));
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    seen_by_a.extend(a.events(COUNT - 1, Duration::from_secs(30)));
+    let seen_by_b = b.events(COUNT, Duration::from_secs(30));
+    assert!(a.events(1, Duration::from_secs(2)).is_empty(), "nothing twice");
+    let distinct: HashSet<&String> = seen_by_a.iter().collect();
+    assert_eq!((seen_by_a.len(), distinct.len()), (COUNT, COUNT), "each once");
+    assert!(sent.iter().all(|event| distinct.contains(event)), "none lost");
+    assert_eq!(seen_by_a, seen_by_b, "one order");
+    let moved = seen_by_a.iter().zip(&sent).filter(|(seen, sent)| seen != sent).count();
+    log::info!("{moved} of {COUNT} events out of the order sent after the broker died");
+}
+
+#[test]
+#[ignore = "needs nats-server"]
+fn a_deleted_stream_fails_the_bridge() {
+    let broker = Broker::start(true);
+    let mut a = Side::start(&broker, 10);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(broker.url()).await.expect("a test client");
+        jetstream::new(client).delete_stream("CHAT_lobby").await.expect("the stream deleted");
+    });
+    publish(&a, "S a into the void");
+    match a.next_other(Duration::from_secs(10)) {
+        Some(In::Failed(reason)) => assert!(reason.contains("CHAT_lobby"), "{reason}"),
+        other => panic!("expected In::Failed, got {other:?}"),
+    }
+}
