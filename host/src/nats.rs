@@ -261,13 +261,21 @@ struct Link {
     server_id: String,
 }
 
+fn stream_name(room: &str) -> String {
+    format!("CHAT_{room}")
+}
+
+fn events_subject(room: &str) -> String {
+    format!("chat.{room}.events")
+}
+
 impl Link {
     fn stream_name(&self) -> String {
-        format!("CHAT_{}", self.room)
+        stream_name(&self.room)
     }
 
     fn events_subject(&self) -> String {
-        format!("chat.{}.events", self.room)
+        events_subject(&self.room)
     }
 
     fn connected(&self) -> bool {
@@ -360,11 +368,11 @@ async fn open(
         .request("$JS.API.INFO", Bytes::new())
         .await
         .map_err(|err| format!("NATS at {url} has no JetStream (run nats-server with -js): {err}"))?;
-    let stream_name = format!("CHAT_{}", setup.room);
+    let stream_name = stream_name(&setup.room);
     let stream = js
         .get_or_create_stream(stream::Config {
             name: stream_name.clone(),
-            subjects: vec![format!("chat.{}.events", setup.room)],
+            subjects: vec![events_subject(&setup.room)],
             storage: stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
             max_messages: 100_000,
@@ -834,6 +842,8 @@ impl Worker {
             let held: Vec<(String, String)> =
                 self.held.iter().map(|(key, held)| (key.clone(), held.nick.clone())).collect();
             for (key, nick) in &held {
+                // The id survivors would use, should they take this server
+                // for dead meanwhile: JetStream keeps one.
                 let id = format!("left-{}-{key}", self.link.server_id);
                 self.publisher.publish_with_id(id, Bytes::from(format!("L {nick}"))).await;
             }
@@ -847,9 +857,6 @@ impl Worker {
             log::warn!("NATS: goodbye cut short after {SHUTDOWN_BOUND:?}");
         }
         self.heartbeat.abort();
-        if let Err(err) = self.link.client.flush().await {
-            log::warn!("NATS: flush at shutdown failed: {err}");
-        }
     }
 
     /// Carries out the queue and waits for every ack.

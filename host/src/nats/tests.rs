@@ -199,8 +199,12 @@ fn a_broker_without_jetstream_is_refused() {
 #[ignore = "needs nats-server"]
 fn two_bridges_see_all_events_once_in_one_order() {
     let broker = Broker::start(true);
+    let started = Instant::now();
     let mut a = Side::start(&broker, 10);
+    log::info!("the first bridge started in {:?}", started.elapsed());
+    let started = Instant::now();
     let mut b = Side::start(&broker, 10);
+    log::info!("the second bridge started in {:?}", started.elapsed());
     for i in 0..200 {
         publish(&a, &format!("S a {i}"));
         publish(&b, &format!("S b {i}"));
