@@ -260,6 +260,18 @@ fn one_of_two_racing_claims_wins_and_a_released_nick_can_be_taken() {
     assert!(winner.claim("zed"));
     assert!(loser.claim("aLiCe"), "free again after the release");
     assert!(!winner.claim("alice"));
+    // A key freed by a delete is taken by a race's one winner too.
+    let mut a_holds = !a_won;
+    for round in 0..5 {
+        let holder = if a_holds { &mut a } else { &mut b };
+        holder.send(Out::Release("alice".to_owned()));
+        assert!(holder.claim(&format!("barrier{round}")));
+        a.send(Out::Claim { slot: 7, nick: "alice".to_owned() });
+        b.send(Out::Claim { slot: 7, nick: "alice".to_owned() });
+        let (a_got, b_got) = (a.claimed("alice"), b.claimed("alice"));
+        assert!(a_got != b_got, "round {round}: exactly one granted: a {a_got}, b {b_got}");
+        a_holds = a_got;
+    }
 }
 
 #[test]
