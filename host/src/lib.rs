@@ -8,6 +8,7 @@
 pub mod client;
 pub mod conn;
 pub mod keepalive;
+pub mod nats;
 pub mod server;
 pub mod tls;
 pub mod tls_client;
