@@ -28,7 +28,8 @@ apt_install() {
 # (the tutorial's programs and the namespace tests' clients), tmux
 # (chat-client on a terminal), iproute2 (`ip`, `ss`: the namespaces and TAP
 # devices), procps (`kill`), qemu-system-arm and defmt-print (the firmware),
-# chromium and chromium-driver (the chat page's browser tests, tests/web.rs).
+# chromium and chromium-driver (the chat page's browser tests, tests/web.rs),
+# nats-server (a room across servers, tests/cluster.rs).
 step "what the tests need"
 if ! have cc || ! have c++; then apt_install build-essential; fi
 # rustup's cargo, and what `cargo install` puts next to it (defmt-print).
@@ -51,6 +52,9 @@ have openssl || apt_install openssl
 have defmt-print || cargo install defmt-print --locked
 # The page's tests drive Debian's Chromium, headless, through its chromedriver.
 have chromium && have chromedriver || apt_install chromium chromium-driver
+# tests/cluster.rs: several chat-servers as one room, each test with its
+# own nats-server -js (Debian's, in /usr/sbin).
+have nats-server || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -11,18 +11,27 @@
 //! its connections are [`Conn::Tls`], pumped by the same code. So may a web
 //! listener ([`Server::listen_web`]): its connections are browsers, taken
 //! with [`Room::accept_web`].
+//!
+//! Given a NATS server ([`Server::join_cluster`]), the room is one member
+//! of a room spanning every chat-server on it: the broker's side runs on a
+//! thread of its own ([`crate::nats::Bridge`]), which wakes this loop
+//! through a `mio::Waker`; the loop hands it what the room asks of the
+//! world outside ([`Room::poll_event`]) and hands the room the events of
+//! the one order ([`Room::apply`]).
 
 use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, Room, Status};
+use chat_core::cluster::Outgoing;
+use chat_core::{ClientId, ClientStorage, Config, Instant, LineStorage, RemoteStorage, Room, Status};
 use log::{info, warn};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::{Conn, Socket};
+use crate::nats::{self, Bridge, In, Out};
 use crate::tls::TlsConn;
 pub use room_args::Secrets;
 
@@ -30,6 +39,11 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNAL: Token = Token(usize::MAX - 2);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
 const WEB_LISTENER: Token = Token(usize::MAX - 4);
+const CLUSTER: Token = Token(usize::MAX - 5);
+
+/// How many clients of other servers a member room knows by name (`/who`,
+/// `/msg`, unique nicknames): 33 bytes each.
+const MAX_REMOTES: usize = 16_384;
 
 /// How long `accept` rests after running out of file descriptors: long
 /// enough not to spin, short enough that a freed descriptor is used soon.
@@ -52,6 +66,9 @@ pub struct Options {
     /// The pages whose browsers may open the room's WebSocket; empty: the
     /// web listener's own page only (see [`Room::set_web_origins`]).
     pub web_origins: &'static [&'static str],
+    /// The room will be one member of a room spanning several servers
+    /// ([`Server::join_cluster`]).
+    pub member: bool,
 }
 
 /// The room's storage, sized at start and never grown.
@@ -61,6 +78,8 @@ pub struct Storage {
     clients: Vec<ClientStorage>,
     lines: Vec<LineStorage>,
     bytes: Vec<u8>,
+    /// A member room's list of the clients on other servers.
+    remotes: Option<Vec<RemoteStorage>>,
 }
 
 impl Storage {
@@ -72,6 +91,7 @@ impl Storage {
             clients: vec![ClientStorage::EMPTY; options.capacity],
             lines: vec![LineStorage::EMPTY; (options.ring_bytes / BYTES_PER_LINE).max(2)],
             bytes: vec![0; options.ring_bytes],
+            remotes: options.member.then(|| vec![RemoteStorage::EMPTY; MAX_REMOTES]),
         }
     }
 }
@@ -107,6 +127,8 @@ pub struct Server<'a> {
     shutdown_by: Option<Instant>,
     /// Silence before TCP keepalive probes a client ([`crate::keepalive`]).
     keepalive: Duration,
+    /// The broker's side of a member room.
+    cluster: Option<Bridge>,
 }
 
 impl<'a> Server<'a> {
@@ -132,6 +154,9 @@ impl<'a> Server<'a> {
         if !storage.web_origins.is_empty() {
             room.set_web_origins(Some(storage.web_origins));
         }
+        if let Some(remotes) = storage.remotes.as_deref_mut() {
+            room.join_cluster(remotes);
+        }
         Ok(Server {
             room,
             listener,
@@ -144,7 +169,24 @@ impl<'a> Server<'a> {
             accept_again: None,
             shutdown_by: None,
             keepalive: crate::keepalive::IDLE,
+            cluster: None,
         })
+    }
+
+    /// Makes the room one member of the room `options.room` on the NATS
+    /// server `options.url`, with every other chat-server there (its
+    /// storage must have been made with [`Options::member`]). Returns once
+    /// the broker answered, or why it did not.
+    pub fn join_cluster(&mut self, options: &nats::Options) -> Result<(), String> {
+        if !self.room.is_member() {
+            return Err("the room's storage was not made for a member room".into());
+        }
+        let waker = mio::Waker::new(self.poll.registry(), CLUSTER).map_err(|e| format!("cannot make a waker: {e}"))?;
+        let history = usize::from(self.room.config().history);
+        let bridge = Bridge::start(options, waker, history)?;
+        info!("server {} in room {} on {}", bridge.server_id(), options.room, options.url);
+        self.cluster = Some(bridge);
+        Ok(())
     }
 
     /// Probes a silent client after `idle` instead of [`crate::keepalive::IDLE`].
@@ -216,6 +258,7 @@ impl<'a> Server<'a> {
                     TLS_LISTENER => self.accept(now, Door::Tls),
                     WEB_LISTENER => self.accept(now, Door::Web),
                     SIGNAL => self.start_shutdown(now),
+                    CLUSTER => self.take_from_broker(now)?,
                     Token(slot) => {
                         let hung_up = event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_write_closed();
@@ -234,11 +277,15 @@ impl<'a> Server<'a> {
                 }
             }
             self.room.handle_timeout(now);
+            self.hand_to_broker();
             while let Some(id) = self.room.poll_ready(now) {
                 self.pump(id, now);
             }
             if let Some(by) = self.shutdown_by {
                 if self.room.is_empty() || now >= by {
+                    if let Some(bridge) = self.cluster.take() {
+                        bridge.shutdown();
+                    }
                     info!("shut down");
                     return Ok(());
                 }
@@ -344,6 +391,56 @@ impl<'a> Server<'a> {
             conn.close();
             self.conns[slot] = None;
         }
+        self.hand_to_broker();
+    }
+
+    /// Hands the broker's side what the member room asks of it, in order.
+    fn hand_to_broker(&mut self) {
+        let Some(bridge) = &self.cluster else { return };
+        while let Some(out) = self.room.poll_event() {
+            bridge.send(match out {
+                Outgoing::Publish(event) => Out::Publish(event.as_bytes().to_vec()),
+                Outgoing::Claim { id, nick } => Out::Claim { slot: id.index(), nick: nick.to_owned() },
+                Outgoing::Release(nick) => Out::Release(nick.to_owned()),
+            });
+        }
+    }
+
+    /// Hands the member room what the broker's side has for it: the other
+    /// servers' clients, the events of the one order, answers to claims,
+    /// and whether the broker is reachable.
+    fn take_from_broker(&mut self, now: Instant) -> io::Result<()> {
+        while let Some(item) = self.cluster.as_ref().and_then(Bridge::poll) {
+            match item {
+                In::Roster(nicks) => nicks.iter().for_each(|nick| self.room.add_remote(nick)),
+                In::History(event) => {
+                    if self.room.recall(&event).is_err() {
+                        warn!("not a room event in the room's history: {:?}", String::from_utf8_lossy(&event));
+                    }
+                }
+                In::Event(event) => {
+                    if self.room.apply(&event, now).is_err() {
+                        warn!("not a room event, skipped: {:?}", String::from_utf8_lossy(&event));
+                    }
+                }
+                In::Claimed { slot, nick, granted } => {
+                    if let Some(id) = ClientId::new(slot) {
+                        self.room.claimed(id, &nick, granted, now);
+                    }
+                }
+                In::Paused => {
+                    warn!("the NATS server is unreachable: the room is paused");
+                    self.room.pause(now);
+                }
+                In::Resumed => {
+                    info!("the NATS server is back: the room goes on");
+                    self.room.resume(now);
+                }
+                In::Failed(why) => return Err(io::Error::other(why)),
+            }
+            self.hand_to_broker();
+        }
+        Ok(())
     }
 
     fn start_shutdown(&mut self, now: Instant) {

@@ -3,6 +3,7 @@
 //! they print with a deadline.
 
 pub mod board;
+pub mod nats;
 pub mod netns;
 pub mod webdriver;
 
@@ -183,6 +184,10 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if thread::panicking() {
+            // What a failing test's servers said is what explains it.
+            eprintln!("--- stderr of {:?} (pid {}) ---\n{}", self.child, self.child.id(), self.stderr.text());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -177,10 +177,13 @@ impl<'a> Room<'a> {
 
     /// One event of the room's order (this server's own included): shows
     /// it as a room on its own would, and brings in a client whose
-    /// `joined` it was.
+    /// `joined` it was. An event proves the order reachable: a paused room
+    /// resumes first, so its clients hear that it is back before what they
+    /// missed.
     pub fn apply(&mut self, event: &[u8], now: Instant) -> Result<(), BadEvent> {
         self.tell_time(now);
         let event = Event::parse(event)?;
+        self.resume(now);
         match event {
             Event::Joined { nick } => {
                 let joining = self.occupied().find(|(_, client)| {

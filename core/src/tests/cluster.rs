@@ -313,11 +313,11 @@ fn a_pause_holds_every_line_and_loses_none() {
     pair.settle();
     assert!(pair.order.len() == 2, "nothing published: {:?}", pair.order);
 
+    // Room 0 hears it is back first; room 1 hears of it from the order
+    // (alice's lines) before its own frontend says so: it is back all the same.
     pair.down = false;
-    for r in 0..2 {
-        let now = pair.rooms[r].now;
-        pair.rooms[r].room.resume(now);
-    }
+    let now = pair.rooms[0].now;
+    pair.rooms[0].room.resume(now);
     // Nothing new arrives on its socket: the room itself goes back to it.
     pair.settle();
     let resumed = std::str::from_utf8(CLUSTER_RESUMED).unwrap();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use host::server::{Options, Server, Storage};
-use host::tls;
+use host::{nats, tls};
 use room_args::RoomArgs;
 
 /// A TCP chat room. Clients: the tutorial's Python client, `nc`, `telnet`,
@@ -54,6 +54,17 @@ struct Cli {
 
     #[command(flatten)]
     room: RoomArgs,
+
+    /// Be one of several chat-servers that are one room: every server
+    /// given the same NATS server (with JetStream: `nats-server -js`) and
+    /// --room shares its clients, its lines in one order, and unique
+    /// nicknames. Without it the room is this server's alone.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+
+    /// The room's name on the NATS server (letters, digits, `-` and `_`).
+    #[arg(long = "room", value_name = "NAME", default_value = "chat", requires = "nats")]
+    nats_room: String,
 
     /// Also listen for TLS clients on ADDRESS:PORT (TLS 1.2 and 1.3), into the same
     /// room. Needs --tls-cert and --tls-key, or --tls-self-signed. The line
@@ -127,6 +138,7 @@ fn main() -> ExitCode {
         config: cli.room.config(),
         secrets,
         web_origins: Box::leak(web_origins.into_boxed_slice()),
+        member: cli.nats.is_some(),
     };
     let listeners = bind(cli.listen).and_then(|chat| Ok((chat, cli.web.map(bind).transpose()?)));
     let (listener, web) = match listeners {
@@ -172,6 +184,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(url) = cli.nats {
+        if let Err(e) = server.join_cluster(&nats::Options { url, room: cli.nats_room }) {
+            eprintln!("chat-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(web) = web {
         let web_tls = identity.as_ref().filter(|_| cli.web_tls).map(|identity| identity.config.clone());
         if let Err(e) = server.listen_web(web, web_tls) {
