@@ -28,7 +28,12 @@
 
 use core::fmt;
 
+use crate::nick::Nick;
 use crate::room::ClientId;
+use crate::wire::MAX_LINE;
+
+/// The longest reason a `left` event carries: what fits after `/quit `.
+const MAX_WHY: usize = MAX_LINE - "/quit ".len();
 
 /// Something a client of some member did, in the room's one order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +65,26 @@ impl fmt::Display for BadEvent {
 }
 
 impl<'a> Event<'a> {
-    /// Reads an event from its bytes.
+    /// Reads an event from its bytes. An event whose nicknames would be
+    /// refused, whose text is longer than a client may send or not what
+    /// cleaning leaves (see [`crate::clean()`]) is refused: a member takes
+    /// from the others nothing it would not take from a client.
     pub fn parse(bytes: &'a [u8]) -> Result<Event<'a>, BadEvent> {
+        let event = Self::parse_fields(bytes)?;
+        let (nicks, text, limit): ([&str; 2], &str, usize) = match event {
+            Event::Joined { nick } => ([nick, nick], "", 0),
+            Event::Said { nick, text } | Event::Action { nick, text } => ([nick, nick], text, MAX_LINE),
+            Event::Renamed { old, new } => ([old, new], "", 0),
+            Event::Left { nick, why } => ([nick, nick], why, MAX_WHY),
+            Event::Private { from, to, text } => ([from, to], text, MAX_LINE),
+        };
+        if nicks.iter().any(|nick| Nick::parse(nick).is_err()) || text.len() > limit || !is_clean(text) {
+            return Err(BadEvent);
+        }
+        Ok(event)
+    }
+
+    fn parse_fields(bytes: &'a [u8]) -> Result<Event<'a>, BadEvent> {
         let text = core::str::from_utf8(bytes).map_err(|_| BadEvent)?;
         if text.contains(['\n', '\r']) {
             return Err(BadEvent);
@@ -112,6 +135,14 @@ impl<'a> Event<'a> {
             Event::Private { from, to, text } => ([b"P ", b(from), space, b(to), space, b(text)], 6),
         }
     }
+}
+
+/// Whether cleaning would leave `text` as it is.
+fn is_clean(text: &str) -> bool {
+    let mut expected = text.chars();
+    let mut same = true;
+    crate::clean::clean(text.as_bytes(), |c| same = same && expected.next() == Some(c));
+    same && expected.next().is_none()
 }
 
 impl fmt::Display for Event<'_> {
@@ -171,6 +202,18 @@ mod test {
     }
 
     #[test]
+    fn no_text_is_longer_than_a_client_may_send() {
+        let longest = "x".repeat(MAX_LINE);
+        assert!(Event::parse(std::format!("S bob {longest}").as_bytes()).is_ok());
+        assert_eq!(Event::parse(std::format!("S bob {longest}y").as_bytes()), Err(BadEvent));
+        assert_eq!(Event::parse(std::format!("A bob {longest}y").as_bytes()), Err(BadEvent));
+        assert_eq!(Event::parse(std::format!("P bob al {longest}y").as_bytes()), Err(BadEvent));
+        let why = "w".repeat(MAX_WHY);
+        assert!(Event::parse(std::format!("L bob {why}").as_bytes()).is_ok());
+        assert_eq!(Event::parse(std::format!("L bob {why}w").as_bytes()), Err(BadEvent));
+    }
+
+    #[test]
     fn anything_else_is_refused() {
         for bad in [
             &b""[..],
@@ -185,6 +228,12 @@ mod test {
             b"X alice hi",
             b"S alice hi\nbob: forged",
             b"S \xff\xfe hi",
+            b"S alice \x1b[2Jcleared",
+            b"S alice \xe2\x80\xaereversed",
+            b"J *alice",
+            b"J alice:",
+            b"R alice a:b",
+            b"J an-overlong-nickname-of-more-than-32-bytes",
         ] {
             assert_eq!(Event::parse(bad), Err(BadEvent), "{bad:?}");
         }

@@ -20,6 +20,9 @@ pub(crate) enum Recipient {
     Everyone,
     /// One client only: a notice, a reply, a private message.
     One(ClientId),
+    /// Every client in the room from the line on, as a server notice: not
+    /// part of the room's history (a member room's pause and resume).
+    Notice,
     /// No client: something a member room asks of the world outside
     /// (`crate::cluster::Outgoing`), read by the room's outbox.
     Cluster,

@@ -57,8 +57,13 @@ pub const SLOW_DOWN: &[u8] =
 pub const CLUSTER_PAUSED: &[u8] =
     b"*** the room is paused: this server lost touch with the others; your lines wait and go out when it is back\n";
 
-/// What they are told when it is back, after the lines they missed.
+/// What they are told when it is back, before the lines they missed.
 pub const CLUSTER_RESUMED: &[u8] = b"*** the room is back\n";
+
+/// What a client is told when the other servers saw it leave: its server
+/// was out of touch with them for too long. Then it is closed.
+pub const CLUSTER_LOST: &str =
+    "*** the other servers lost touch with this one and saw you leave; closing: connect again";
 
 /// What a connection from a banned address gets before the frontend closes
 /// it. It has no slot in the room, so the frontend sends it.

@@ -71,7 +71,7 @@ impl Room<'_> {
             }
             if self.member_blocked(id) {
                 // It waits for a nickname, or the room for the world outside.
-                return;
+                return self.note_blocked();
             }
             let client = self.client_mut(id);
             match client.dialect {

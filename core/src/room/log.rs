@@ -35,7 +35,7 @@ impl Room<'_> {
                 self.client_mut(id).window.private_until = seq + 1;
                 self.lists.mark_ready(self.cells, id);
             }
-            Recipient::Everyone => self.lists.mark_all_ready(),
+            Recipient::Everyone | Recipient::Notice => self.lists.mark_all_ready(),
             Recipient::Cluster => {}
         }
         if self.unannounced > 0 && !self.announcing {

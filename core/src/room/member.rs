@@ -16,7 +16,9 @@ use super::*;
 use crate::cluster::{BadEvent, Event, Outgoing};
 use crate::fmt::{info, warning};
 use crate::nick::Nick;
-use crate::wire::{CLUSTER_PAUSED, CLUSTER_RESUMED, GREETING, JOINED, LEFT, SAID};
+use heapless::Vec;
+
+use crate::wire::{CLUSTER_LOST, CLUSTER_PAUSED, CLUSTER_RESUMED, GREETING, JOINED, LEFT, SAID};
 
 /// Outbox entries not yet taken before the room stops reading from
 /// clients: far fewer bytes than the smallest log on a host.
@@ -48,7 +50,19 @@ pub(super) struct Cluster<'a> {
     pub(super) paused: bool,
     /// Reading stopped because the outbox was full.
     pub(super) backlogged: bool,
+    /// Nicknames whose `joined` went out for a client gone before it came
+    /// back: that `joined` (and its `left`) are a stranger's, not those of
+    /// a newcomer here who took the name meanwhile.
+    ghosts: Vec<Nick, MAX_GHOSTS>,
 }
+
+/// Joins abandoned at once that a member tells apart from newcomers.
+const MAX_GHOSTS: usize = 16;
+
+/// Room for the lines one client's next line can push (its event, a
+/// release, a notice) before the outbox's oldest untaken line would be
+/// overwritten.
+const OUTBOX_MARGIN: usize = 4 * MAX_OUT;
 
 /// Where a member room's client stands with the nickname it asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +85,8 @@ impl<'a> Room<'a> {
         for cell in remotes.iter_mut() {
             cell.nick = Nick::EMPTY;
         }
-        self.cluster = Some(Cluster { remotes, outbox: self.ring.next(), paused: false, backlogged: false });
+        let outbox = self.ring.next();
+        self.cluster = Some(Cluster { remotes, outbox, paused: false, backlogged: false, ghosts: Vec::new() });
     }
 
     /// Whether the room is a member of a wider room.
@@ -82,19 +97,24 @@ impl<'a> Room<'a> {
     /// The next thing the world outside must do for this member, in order;
     /// `None` once there is nothing (or the room is not a member).
     pub fn poll_event(&mut self) -> Option<Outgoing<'_>> {
-        let cluster = self.cluster.as_mut()?;
-        let end = self.ring.next();
-        let mut seq = cluster.outbox.max(self.ring.first());
-        while seq < end && self.ring.line(seq).to() != Recipient::Cluster {
-            seq += 1;
-        }
-        cluster.outbox = seq.saturating_add(1).min(end);
-        if seq == end {
-            if core::mem::replace(&mut cluster.backlogged, false) {
-                self.unblock_all();
+        let seq = loop {
+            let cluster = self.cluster.as_mut()?;
+            let end = self.ring.next();
+            let mut seq = cluster.outbox.max(self.ring.first());
+            while seq < end && self.ring.line(seq).to() != Recipient::Cluster {
+                seq += 1;
             }
-            return None;
-        }
+            cluster.outbox = seq.saturating_add(1).min(end);
+            if seq < end {
+                break seq;
+            }
+            if !core::mem::replace(&mut cluster.backlogged, false) {
+                return None;
+            }
+            // The outbox is empty: the clients it held up go on, which
+            // may fill it again.
+            self.unblock_all();
+        };
         // Outbox lines are written below, from `&str`s: always UTF-8.
         let text = core::str::from_utf8(self.ring.text(self.ring.line(seq))).unwrap_or_default();
         let (tag, rest) = text.split_at(text.find(' ').unwrap_or(text.len()));
@@ -147,7 +167,9 @@ impl<'a> Room<'a> {
                 self.publish(Event::Joined { nick: wanted.as_str() });
             }
             (State::Chatting, true) => {
-                let old = self.client(id).nick.clone();
+                // From here on it is the new name, here and in what it
+                // publishes; the others learn it from the rename's event.
+                let old = core::mem::replace(&mut self.client_mut(id).nick, wanted.clone());
                 self.publish(Event::Renamed { old: old.as_str(), new: wanted.as_str() });
                 self.outbox(&[b"F ", old.as_str().as_bytes()]);
             }
@@ -186,25 +208,34 @@ impl<'a> Room<'a> {
         self.resume(now);
         match event {
             Event::Joined { nick } => {
-                let joining = self.occupied().find(|(_, client)| {
-                    client.claim == Claim::Joining && client.state == State::Greeting && client.wanted.same(nick)
-                });
-                match joining.map(|(id, _)| id) {
-                    Some(id) => {
-                        let wanted = self.client(id).wanted.clone();
-                        self.client_mut(id).claim = Claim::None;
-                        self.enter(id, wanted);
-                        self.unblock(id, now);
-                        return Ok(());
-                    }
-                    None => self.add_remote(nick),
+                let joining = if self.take_ghost(nick) {
+                    None
+                } else {
+                    self.occupied().find(|(_, client)| {
+                        client.claim == Claim::Joining && client.state == State::Greeting && client.wanted.same(nick)
+                    })
+                };
+                if let Some((id, _)) = joining {
+                    let wanted = self.client(id).wanted.clone();
+                    self.client_mut(id).claim = Claim::None;
+                    self.enter(id, wanted);
+                    self.unblock(id, now);
+                    return Ok(());
+                }
+                if self.find_chatting(nick).is_none() {
+                    self.add_remote(nick);
                 }
             }
             Event::Renamed { old, new } => {
-                let local = self.chatting().find(|(_, client)| client.nick.same(old)).map(|(id, _)| id);
-                match (local, Nick::parse(new)) {
-                    (Some(id), Ok(new)) => self.client_mut(id).nick = new,
-                    _ => self.rename_remote(old, new),
+                if self.find_chatting(new).is_some() {
+                    // A client of this server: renamed when it was granted.
+                } else if self.find_chatting(old).is_some() {
+                    // Only a client's own rename renames it: this one is
+                    // not its.
+                    warning!("a rename of {} by another server, not applied", old);
+                    return Ok(());
+                } else {
+                    self.rename_remote(old, new);
                 }
             }
             Event::Left { nick, .. } => {
@@ -216,6 +247,15 @@ impl<'a> Room<'a> {
                     // It sees its own `left!`, then nothing more.
                     client.window.until = seq + 1;
                     self.lists.mark_ready(self.cells, id);
+                    return Ok(());
+                }
+                if let Some(id) = self.find_chatting(nick) {
+                    // The others saw it leave (this server was out of touch
+                    // with them for too long) and its name is free there: it
+                    // cannot stay, and has nothing more to publish or free.
+                    self.show(event);
+                    self.notice(id, format_args!("{}", CLUSTER_LOST));
+                    self.start_leaving(id, Reason::OutOfTouch, now);
                     return Ok(());
                 }
                 self.remove_remote(nick);
@@ -332,8 +372,14 @@ impl<'a> Room<'a> {
     pub(super) fn abandon_claim(&mut self, id: ClientId) {
         let client = self.client_mut(id);
         let joining = core::mem::replace(&mut client.claim, Claim::None) == Claim::Joining;
-        if joining && self.cluster.is_some() {
-            let nick = self.client(id).wanted.clone();
+        if !joining {
+            return;
+        }
+        let nick = self.client(id).wanted.clone();
+        if let Some(cluster) = self.cluster.as_mut() {
+            if cluster.ghosts.push(nick.clone()).is_err() {
+                warning!("too many joins abandoned at once: {} may show twice in /who", nick.as_str());
+            }
             self.publish(Event::Left { nick: nick.as_str(), why: "" });
             self.outbox(&[b"F ", nick.as_str().as_bytes()]);
         }
@@ -374,8 +420,21 @@ impl<'a> Room<'a> {
         cells.iter().map(|cell| &cell.nick).filter(|nick| !nick.as_str().is_empty())
     }
 
+    /// Whether the outbox holds so much that a client's next line could
+    /// overwrite what the frontend has not taken yet.
     fn outbox_full(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|cluster| self.ring.next().saturating_sub(cluster.outbox) >= OUTBOX_LIMIT)
+        self.cluster.as_ref().is_some_and(|cluster| {
+            self.ring.next().saturating_sub(cluster.outbox) >= OUTBOX_LIMIT
+                || self.ring.first_after_push(OUTBOX_MARGIN) > cluster.outbox
+        })
+    }
+
+    /// Whether `nick` names an abandoned join ([`Cluster::ghosts`]); forgets it.
+    fn take_ghost(&mut self, nick: &str) -> bool {
+        let Some(cluster) = self.cluster.as_mut() else { return false };
+        let Some(at) = cluster.ghosts.iter().position(|ghost| ghost.same(nick)) else { return false };
+        cluster.ghosts.remove(at);
+        true
     }
 
     fn publish(&mut self, event: Event<'_>) {
@@ -409,19 +468,19 @@ impl<'a> Room<'a> {
 
     /// A line for every client in the room, but not for the log's history.
     fn tell_everyone(&mut self, line: &[u8]) {
-        let mut next = self.lists.first();
-        while let Some(id) = next {
-            next = Lists::after(self.cells, id);
-            if self.client(id).state == State::Chatting {
-                self.push(Recipient::One(id), &[line]);
-            }
-        }
+        self.push(Recipient::Notice, &[line]);
     }
 
     /// A client may read again: what waits in its buffer is handled now,
     /// and its socket is read at its next pump.
     fn unblock(&mut self, id: ClientId, now: Instant) {
-        let seed = self.client(id).dialect == Dialect::Seed;
+        let client = self.client_mut(id);
+        if client.dialect == Dialect::Unknown {
+            // Its grace period starts again: a nickname's end may wait
+            // unread in its socket.
+            client.heard = now;
+        }
+        let seed = client.dialect == Dialect::Seed;
         self.handle_input(id, now, seed);
         self.end_of_hold(id);
         if self.client(id).paused {

@@ -194,6 +194,9 @@ pub enum Reason {
     Answered,
     /// A browser broke the WebSocket protocol (the close frame says how).
     Protocol,
+    /// In a room spanning several servers, the others saw it leave: its
+    /// server was out of touch with them for too long.
+    OutOfTouch,
     /// Reading or writing failed.
     Io(ErrorKind),
 }
@@ -212,6 +215,7 @@ impl fmt::Display for Reason {
             Reason::NoPassword => f.write_str("no way to send the room's password"),
             Reason::Answered => f.write_str("HTTP request answered"),
             Reason::Protocol => f.write_str("WebSocket protocol broken"),
+            Reason::OutOfTouch => f.write_str("the other servers saw it leave"),
             Reason::Io(kind) => write!(f, "I/O error: {kind:?}"),
         }
     }
@@ -689,7 +693,7 @@ impl<'a> Room<'a> {
         match client.state {
             State::Greeting => {
                 let timeout = client.accepted + config.registration_timeout;
-                if client.dialect == Dialect::Unknown && !client.input.is_empty() {
+                if client.dialect == Dialect::Unknown && !client.input.is_empty() && !self.member_blocked(id) {
                     Some(timeout.min(client.heard + config.seed_grace))
                 } else {
                     Some(timeout)
@@ -707,6 +711,7 @@ impl<'a> Room<'a> {
 
     fn on_deadline(&mut self, id: ClientId, now: Instant) {
         let config = self.config;
+        let blocked = self.member_blocked(id);
         let client = self.client_mut(id);
         match client.state {
             State::Greeting if now >= client.accepted + config.registration_timeout => {
@@ -720,7 +725,8 @@ impl<'a> Room<'a> {
             State::Greeting
                 if client.dialect == Dialect::Unknown
                     && !client.input.is_empty()
-                    && now >= client.heard + config.seed_grace =>
+                    && now >= client.heard + config.seed_grace
+                    && !blocked =>
             {
                 self.register_seed(id, now);
             }

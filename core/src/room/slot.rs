@@ -123,7 +123,7 @@ impl Window {
         seq < self.until
             && match line.to() {
                 Recipient::One(to) => to == me,
-                Recipient::Everyone => seq >= self.joined,
+                Recipient::Everyone | Recipient::Notice => seq >= self.joined,
                 Recipient::Cluster => false,
             }
     }

@@ -356,3 +356,251 @@ fn a_member_applies_every_event_of_the_order_as_a_room_shows_it() {
         ]
     );
 }
+
+// ----- cases from a review of the seam ------------------------------------
+
+/// A lone member (no broker: the test plays it by hand).
+fn member(mut sim: Sim) -> Sim {
+    let remotes = std::boxed::Box::leak(vec![RemoteStorage::EMPTY; 16].into_boxed_slice());
+    sim.room.join_cluster(remotes);
+    sim
+}
+
+fn drain(sim: &mut Sim) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(o) = sim.room.poll_event() {
+        out.push(match o {
+            Outgoing::Publish(e) => format!("P {e}"),
+            Outgoing::Claim { id, nick } => format!("C {} {nick}", id.index()),
+            Outgoing::Release(n) => format!("F {n}"),
+        });
+    }
+    out
+}
+
+/// Registers `nick` on a lone member, granting its claim and applying its J.
+fn registered(sim: &mut Sim, nick: &str) -> ClientId {
+    let id = sim.connect();
+    sim.send(id, format!("{nick}\n").as_bytes());
+    assert_eq!(drain(sim), [format!("C {} {nick}", id.index())]);
+    let now = sim.now;
+    sim.room.claimed(id, nick, true, now);
+    assert_eq!(drain(sim), [format!("P J {nick}")]);
+    sim.room.apply(format!("J {nick}").as_bytes(), now).unwrap();
+    sim.step();
+    sim.recv(id);
+    id
+}
+
+// (A) Two renames before the first R came back: second R names the old nick,
+// the old nick is released twice, the middle one never.
+#[test]
+fn rename_twice_before_r_comes_back() {
+    let mut sim = member(Sim::new());
+    let a = registered(&mut sim, "alice");
+    sim.send(a, b"/nick al\n/nick ally\n");
+    let now = sim.now;
+    assert_eq!(drain(&mut sim), ["C 0 al"]);
+    sim.room.claimed(a, "al", true, now);
+    assert_eq!(drain(&mut sim), ["P R alice al", "F alice", "C 0 ally"]);
+    sim.room.claimed(a, "ally", true, now);
+    // Expected "P R al ally", "F al".
+    assert_eq!(drain(&mut sim), ["P R al ally", "F al"]);
+}
+
+// (B) /quit right after a granted rename: L and F use the old nick (double F),
+// the new nick is never released, others keep a phantom.
+#[test]
+fn quit_right_after_granted_rename() {
+    let mut sim = member(Sim::new());
+    let a = registered(&mut sim, "alice");
+    sim.send(a, b"/nick al\n/quit\n");
+    let now = sim.now;
+    drain(&mut sim);
+    sim.room.claimed(a, "al", true, now);
+    assert_eq!(drain(&mut sim), ["P R alice al", "F alice", "P L al", "F al"]);
+}
+
+// (C) Buffered lines left when the outbox fills are never handled.
+#[test]
+fn lines_buffered_when_the_outbox_fills_are_not_lost() {
+    let mut sim = member(Sim::unthrottled());
+    let a = registered(&mut sim, "alice");
+    let mut typed = Vec::new();
+    for i in 0..70 {
+        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
+    }
+    assert_eq!(sim.offer(a, &typed), typed.len());
+    let mut published = 0;
+    for _ in 0..20 {
+        published += drain(&mut sim).len();
+        sim.step();
+    }
+    assert_eq!(published, 70);
+}
+
+// (C') Same with bytes still in the socket: backlogged is cleared by the
+// first drain, and unblock_all's new events come after poll_event said None.
+#[test]
+fn lines_waiting_in_socket_when_the_outbox_fills_are_not_lost() {
+    let mut sim = member(Sim::unthrottled());
+    let a = registered(&mut sim, "alice");
+    let mut typed = Vec::new();
+    for i in 0..200 {
+        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
+    }
+    sim.offer(a, &typed);
+    let mut published = 0;
+    for _ in 0..50 {
+        published += drain(&mut sim).len();
+        sim.step();
+    }
+    assert_eq!(published, 200, "unread in socket: {}", sim.peers[a.index()].unread.len());
+}
+
+// (C'') poll_event returns None right after unblock_all published more.
+#[test]
+fn poll_event_none_means_nothing_left() {
+    let mut sim = member(Sim::unthrottled());
+    let a = registered(&mut sim, "alice");
+    let mut typed = Vec::new();
+    for i in 0..200 {
+        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
+    }
+    sim.offer(a, &typed);
+    drain(&mut sim);
+    assert_eq!(drain(&mut sim), Vec::<String>::new(), "poll_event said None with events left");
+}
+
+// (D) A peer's over-long event panics the room.
+#[test]
+fn a_long_event_from_a_peer_does_not_panic_the_ring() {
+    let mut sim = member(Sim::new());
+    let _a = registered(&mut sim, "alice");
+    let ev = format!("S bob {}", "x".repeat(5000));
+    let now = sim.now;
+    assert_eq!(sim.room.apply(ev.as_bytes(), now), Err(cluster::BadEvent));
+    sim.step();
+}
+
+#[test]
+fn a_long_event_from_a_peer_does_not_panic_a_seed_client() {
+    let mut sim = member(Sim::new());
+    let id = sim.connect();
+    sim.send(id, b"Neural");
+    sim.tick(Config::default().seed_grace.millis());
+    let now = sim.now;
+    sim.room.claimed(id, "Neural", true, now);
+    sim.room.apply(b"J Neural", now).unwrap();
+    let ev = format!("S bob {}", "x".repeat(2000));
+    assert_eq!(sim.room.apply(ev.as_bytes(), now), Err(cluster::BadEvent));
+    sim.step();
+    assert_eq!(sim.writes(id), ["Neural joined!\nConnected to server!"]);
+}
+
+// (E) An abandoned Joining client's J comes back after a new local client
+// was granted the same nick: the new one enters on the old J, and the
+// second J leaves a phantom remote of the local client's own name.
+#[test]
+fn an_abandoned_join_does_not_leave_a_phantom() {
+    let mut sim = member(Sim::new());
+    let now = sim.now;
+    let one = sim.connect();
+    sim.send(one, b"alice\n");
+    sim.room.claimed(one, "alice", true, now);
+    sim.room.disconnect(one, Reason::PeerClosed);
+    let two = sim.connect();
+    sim.send(two, b"alice\n");
+    sim.room.claimed(two, "alice", true, now);
+    assert_eq!(drain(&mut sim), ["C 0 alice", "P J alice", "P L alice", "F alice", "C 1 alice", "P J alice"]);
+    for ev in ["J alice", "L alice", "J alice"] {
+        sim.room.apply(ev.as_bytes(), now).unwrap();
+    }
+    sim.step();
+    sim.recv(two);
+    sim.send(two, b"/who\n");
+    assert_eq!(sim.recv(two), "*** 1 in the room: alice\n");
+}
+
+// (F) Hostile peer: R renames a local client to a nick this server never claimed.
+#[test]
+fn a_peer_cannot_rename_a_local_client() {
+    let mut sim = member(Sim::new());
+    let a = registered(&mut sim, "alice");
+    let now = sim.now;
+    sim.room.apply(b"R alice mallory", now).unwrap();
+    assert_eq!(sim.room.nick(a), Some("alice"));
+    sim.step();
+    assert_eq!(sim.recv(a), "", "nor is it shown");
+}
+
+#[test]
+fn throttled_lines_across_a_pause() {
+    let mut sim = member(Sim::throttled(1, 1000));
+    let a = registered(&mut sim, "alice");
+    sim.tick(5000);
+    sim.offer(a, b"one\ntwo\nthree\n");
+    let mut got = drain(&mut sim);
+    let now = sim.now;
+    sim.room.pause(now);
+    sim.tick(1500);
+    got.extend(drain(&mut sim));
+    sim.tick(1500);
+    let now = sim.now;
+    sim.room.resume(now);
+    got.extend(drain(&mut sim));
+    sim.drive(10_000);
+    got.extend(drain(&mut sim));
+    assert_eq!(got, ["P S alice one", "P S alice two", "P S alice three"]);
+}
+
+#[test]
+fn greeting_partial_input_across_a_pause() {
+    let mut sim = member(Sim::new());
+    let id = sim.connect();
+    sim.offer(id, b"ali");
+    let now = sim.now;
+    sim.room.pause(now);
+    sim.offer(id, b"ce\nhello\n");
+    sim.drive(1000);
+    let now = sim.now;
+    sim.room.resume(now);
+    sim.step();
+    let got = drain(&mut sim);
+    assert_eq!(got, ["C 0 alice"], "{:?}", sim.recv(id));
+}
+
+#[test]
+fn leaving_client_dropped_too_slow_while_left_pending() {
+    let mut sim = member(Sim::new());
+    let a = registered(&mut sim, "alice");
+    let b = registered(&mut sim, "bob");
+    sim.send(a, b"/quit\n");
+    drain(&mut sim);
+    let now = sim.now;
+    for i in 0..200 {
+        sim.room.apply(format!("S bob line {i} {}", "y".repeat(100)).as_bytes(), now).unwrap();
+        drain(&mut sim);
+    }
+    sim.room.apply(b"L alice", now).unwrap();
+    sim.step();
+    sim.recv(b);
+    sim.drive(5000);
+    assert!(sim.closed(a).is_some());
+}
+
+#[test]
+fn a_client_the_others_saw_leave_is_told_and_closed_freeing_nothing() {
+    let mut sim = member(Sim::new());
+    let a = registered(&mut sim, "alice");
+    let now = sim.now;
+    sim.room.apply(b"L alice", now).unwrap();
+    sim.step();
+    assert_eq!(
+        sim.recv(a),
+        format!("alice left!\n{}\n", crate::wire::CLUSTER_LOST),
+        "it sees what the others saw, and why it goes"
+    );
+    assert_eq!(sim.close(a), Some(Reason::OutOfTouch));
+    assert_eq!(drain(&mut sim), Vec::<String>::new(), "no second left!, and its name is not this server's to free");
+}
