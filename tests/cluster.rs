@@ -248,3 +248,23 @@ fn a_bad_url_no_jetstream_or_no_broker_is_a_clear_error() {
     assert!(stderr.contains("JetStream"), "says what is missing: {stderr}");
     drop(plain);
 }
+
+#[test]
+#[ignore = "needs nats-server"]
+fn history_on_join_is_the_whole_room_s_even_on_a_server_that_came_later() {
+    let nats = Nats::start();
+    let one = nats.chat_server(&["--history", "3"]);
+    let mut alice = Raw::join(&one.addr, "alice");
+    alice.send(b"one\ntwo\n");
+    alice.expect("alice: one\nalice: two\n");
+    // A server started now learns the room's last lines from the stream.
+    let two = nats.chat_server(&["--history", "3"]);
+    let mut bob = Raw::connect(&two.addr);
+    bob.expect("NICK");
+    bob.send(b"bob\n");
+    bob.expect(
+        "bob joined!\nConnected to server!\n\
+         *** history: the last 3 lines of the room\nalice joined!\nalice: one\nalice: two\n*** end of history\n",
+    );
+    alice.expect("bob joined!\n");
+}

@@ -4,7 +4,10 @@
 #   host/bench/bench.sh [RUNS] [SECTION...]
 #
 # RUNS repetitions of each row (default 3); the sections (default all):
-# compare, web, paced, idle, tap, criterion, scale; and, only when named,
+# compare, web, paced, idle, tap, criterion, scale, cluster (one chat-server
+# vs three on one nats-server -js of the script's own, on a free loopback
+# port with a temporary store; skipped, saying why, without nats-server);
+# and, only when named,
 # versus (OLD_SERVER=path/to/an/older/chat-server: the same unpaced load on
 # this one and that one, alternating). Release builds of
 # chat-server, tap-server and chat-bench; each row runs RUNS times against a
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/../.."
 
 runs=${1:-3}
 shift || true
-sections=${*:-compare web paced idle tap criterion scale}
+sections=${*:-compare web paced idle tap criterion scale cluster}
 # want SECTION: whether this run includes it.
 want() { [[ " $sections " == *" $1 "* ]]; }
 out=target/bench
@@ -32,9 +35,11 @@ server=target/release/chat-server
 bench=target/release/chat-bench
 pids=()
 netns=
+nats_store=
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -n "$netns" ] && ip netns del "$netns" 2>/dev/null || true
+    [ -n "$nats_store" ] && rm -rf "$nats_store"
 }
 trap cleanup EXIT
 
@@ -192,6 +197,53 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
+if want cluster; then
+echo "==> one room: one chat-server vs three on one nats-server, C=300, S=64"
+nats=$(type -P nats-server || echo /usr/sbin/nats-server)
+if [ ! -x "$nats" ]; then
+    echo "  skipped: no nats-server (Debian: apt-get install nats-server)"
+else
+    # nats_msgs: the broker's messages in and out so far (its monitoring port).
+    nats_msgs() {
+        python3 -c 'import json,sys,urllib.request; v=json.load(urllib.request.urlopen(sys.argv[1])); print(v["in_msgs"], v["out_msgs"])' \
+            "http://127.0.0.1:$nats_http/varz"
+    }
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    for run in $(seq "$runs"); do
+        start server "$server" --listen 127.0.0.1:0 --no-throttle --capacity 1000
+        row cluster-one "$addr" -c 300 -m 100 -s 64 --same-order
+        row cluster-one-paced "$addr" -c 300 -m 20 -s 64 --rate 2 --same-order
+        stop
+        nats_port=$(free_port)
+        nats_http=$(free_port)
+        nats_store=$(mktemp -d)
+        "$nats" -js -a 127.0.0.1 -p "$nats_port" -m "$nats_http" -sd "$nats_store" >"$out/nats.out" 2>&1 &
+        nats_pid=$!
+        pids+=("$nats_pid")
+        for _ in $(seq 100); do
+            nats_msgs >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+        addrs=()
+        for s in 1 2 3; do
+            start "cluster-$s" "$server" --listen 127.0.0.1:0 --no-throttle --capacity 1000 \
+                --nats "nats://127.0.0.1:$nats_port" --room "bench$run"
+            addrs+=("$addr")
+        done
+        read -r in0 out0 < <(nats_msgs)
+        row cluster-three "${addrs[@]}" -c 300 -m 100 -s 64 --same-order
+        read -r in1 out1 < <(nats_msgs)
+        echo "{\"lines\": 30000, \"in_msgs\": $((in1 - in0)), \"out_msgs\": $((out1 - out0))}" >>"$out/cluster-nats.jsonl"
+        row cluster-three-paced "${addrs[@]}" -c 300 -m 20 -s 64 --rate 2 --same-order
+        for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+        pids=()
+        rm -rf "$nats_store"
+        nats_store=
+    done
+fi
+fi
+
 python3 - "$out" <<'EOF'
 import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
@@ -251,6 +303,19 @@ if slots:
 if runs("server-c8"):
     c8, tap = rate("server-c8"), rate("tap-c8")
     print(f"\nC=8: chat-server {span('server-c8')}, tap-server {span('tap-c8')}, errors {errors('tap-c8')}; tap ÷ chat-server {tap/c8:.2f}")
+if runs("cluster-one"):
+    one, three = rate("cluster-one"), rate("cluster-three")
+    order = lambda name: "one order" if all((r.get("same_order") or {}).get("differing", 1) == 0 for r in runs(name)) else "ORDER VIOLATED"
+    print(f"\nC=300 unpaced, one room: one chat-server {span('cluster-one')}, errors {errors('cluster-one')}, {order('cluster-one')}; "
+          f"three on one nats-server {span('cluster-three')}, errors {errors('cluster-three')}, {order('cluster-three')}; "
+          f"three ÷ one {three/one:.2f}")
+    print(f"  paced 2 lines/s each, latency p50 / p90 / p99 / max (ms): one {lat('cluster-one-paced')}, errors {errors('cluster-one-paced')}; "
+          f"three {lat('cluster-three-paced')}, errors {errors('cluster-three-paced')}, {order('cluster-three-paced')}")
+    msgs = runs("cluster-nats")
+    if msgs:
+        per_in = med([m["in_msgs"] / m["lines"] for m in msgs])
+        per_out = med([m["out_msgs"] / m["lines"] for m in msgs])
+        print(f"  NATS messages per line (unpaced run, heartbeats included): {per_in:.2f} into the broker, {per_out:.2f} out of it")
 crit = out / "criterion.txt"
 if crit.exists():
     print("\ncriterion:\n" + crit.read_text())
