@@ -235,6 +235,15 @@ fn a_bad_url_no_jetstream_or_no_broker_is_a_clear_error() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&url), "names the URL: {stderr}");
 
+    // Something that takes the connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("nats://{}", silent.local_addr().expect("address"));
+    // It gives up within Proc::wait's bound.
+    let (status, stderr) = failing_chat_server(&["--nats", &url]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&url) && stderr.contains("did not answer"), "names the URL and why: {stderr}");
+    drop(silent);
+
     // A broker without JetStream.
     let port = free_port().to_string();
     let plain = Proc::spawn(Command::new(nats_server()).args(["-a", "127.0.0.1", "-p", &port]));
