@@ -277,3 +277,22 @@ fn history_on_join_is_the_whole_room_s_even_on_a_server_that_came_later() {
     );
     alice.expect("bob joined!\n");
 }
+
+#[test]
+#[ignore = "needs nats-server"]
+fn a_server_that_stops_says_its_clients_left_and_frees_their_names() {
+    let nats = Nats::start();
+    let one = nats.chat_server(&[]);
+    let mut two = nats.chat_server(&[]);
+    let mut alice = Raw::join(&one.addr, "alice");
+    let mut bob = Raw::join(&two.addr, "bob");
+    alice.expect("bob joined!\n");
+    two.proc.signal(15);
+    bob.expect("*** the server is shutting down\n");
+    alice.expect("bob left!\n");
+    assert!(two.proc.wait().success(), "a stopped member exits 0: {}", two.proc.stderr.text());
+    let mut again = Raw::join(&one.addr, "bob");
+    alice.expect("bob joined!\n");
+    again.send(b"back\n");
+    alice.expect("bob: back\n");
+}
