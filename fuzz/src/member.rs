@@ -202,6 +202,9 @@ impl<'a> Arbitrary<'a> for MemberInput {
     }
 }
 
+/// A connection of the world: its room and its serial there.
+type Client = (usize, u64);
+
 /// An [`Outgoing`] that outlives the room's borrow.
 #[derive(Clone, Debug)]
 enum Owned {
@@ -238,7 +241,7 @@ struct World<'r> {
     /// For two line clients of different rooms: how many broadcast lines
     /// each had at the last settle after which both were registered and
     /// had nothing pending.
-    synced: HashMap<((usize, u64), (usize, u64)), (usize, usize)>,
+    synced: HashMap<(Client, Client), (usize, usize)>,
 }
 
 pub(crate) fn play(input: &MemberInput) {
@@ -744,6 +747,15 @@ impl World<'_> {
                 let b = self.rooms[rb].conns[ib].as_ref().unwrap();
                 let key = ((ra, a.serial), (rb, b.serial));
                 if let Some(&(pa, pb)) = self.synced.get(&key) {
+                    if tracing() {
+                        eprintln!(
+                            "    one order: room {ra} #{} and room {rb} #{}, {} and {} broadcast lines since",
+                            a.serial,
+                            b.serial,
+                            a.broadcast.len() - pa,
+                            b.broadcast.len() - pb
+                        );
+                    }
                     if a.broadcast[pa..] != b.broadcast[pb..] {
                         self.fail(
                             "one-order",
