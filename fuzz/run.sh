@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the core's fuzz targets for a bounded time.
 #
-#   fuzz/run.sh SECONDS [room|web] [LIBFUZZER_ARGS...]
+#   fuzz/run.sh SECONDS [room|web|member] [LIBFUZZER_ARGS...]
 #
-# With a target, runs it for SECONDS seconds; without, runs `room` then
-# `web` for half the time each (`fuzz/run.sh 60`: 30 s each).
+# With a target, runs it for SECONDS seconds; without, runs `room`, `web`
+# and `member` for a third of the time each (`fuzz/run.sh 60`: 20 s each).
 #
 # Installs what is missing (a nightly toolchain, cargo-fuzz), builds each
 # target without a sanitizer but with debug assertions and overflow checks
@@ -12,7 +12,7 @@
 # down fivefold), and runs it from its committed seed corpus
 # (fuzz/seeds/TARGET) plus what earlier runs found (fuzz/corpus/TARGET, not
 # committed). Exits non-zero if an invariant breaks or the core panics in
-# either target; the input is then in fuzz/artifacts/TARGET/ (see
+# any target; the input is then in fuzz/artifacts/TARGET/ (see
 # fuzz/README.md to replay and minimize it). Each run ends with libFuzzer's
 # final stats.
 #
@@ -21,13 +21,13 @@
 set -euo pipefail
 
 if [[ $# -lt 1 || ! $1 =~ ^[0-9]+$ ]]; then
-    echo "usage: $0 SECONDS [room|web] [LIBFUZZER_ARGS...]" >&2
+    echo "usage: $0 SECONDS [room|web|member] [LIBFUZZER_ARGS...]" >&2
     exit 2
 fi
 seconds=$1
 shift
-targets=(room web)
-if [[ $# -gt 0 && ( $1 == room || $1 == web ) ]]; then
+targets=(room web member)
+if [[ $# -gt 0 && ( $1 == room || $1 == web || $1 == member ) ]]; then
     targets=("$1")
     shift
 fi

@@ -1,9 +1,10 @@
-//! The seed scenarios of the `room` and `web` targets, shared by the seed tests
+//! The seed scenarios of the `room`, `web` and `member` targets, shared by the seed tests
 //! (`tests/seeds.rs`) and the tool that writes the seed files
 //! (`examples/write_seeds.rs`).
 
 use std::path::PathBuf;
 
+use chat_core_fuzz::member::{MemberInput, MemberOp};
 use chat_core_fuzz::web::{web_tokens, WebInput, WebOp};
 use chat_core_fuzz::{Input, Op, ThrottleMode, TOKENS};
 
@@ -377,4 +378,173 @@ pub fn web_scenarios() -> Vec<(&'static str, WebInput)> {
 /// Where the `web` target's seed files are: `seeds/web/{name}`.
 pub fn web_seed_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds").join("web")
+}
+
+// ----- the `member` target --------------------------------------------------------
+
+fn m(room: u8, op: Op) -> MemberOp {
+    MemberOp::Room { room, op }
+}
+
+/// A line client connects to `room` (as its `conn`) and asks for `nick`:
+/// its claim and `joined` wait for the broker.
+fn member_client(room: u8, conn: u8, nick: &[u8]) -> Vec<MemberOp> {
+    vec![m(room, Op::Connect), m(room, drain(conn)), m(room, say(conn, &[nick]))]
+}
+
+const SETTLE: MemberOp = MemberOp::Settle;
+
+fn chat(room: u8, conn: u8) -> MemberOp {
+    MemberOp::Chat { room, conn }
+}
+
+pub fn member_scenarios() -> Vec<(&'static str, MemberInput)> {
+    let mut all = Vec::new();
+
+    // Two rooms, one client each: chat, /me, /nick, /who, /msg, /quit, all
+    // through the broker.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend(member_client(1, 0, b"bob\n"));
+    ops.extend([
+        SETTLE,
+        chat(0, 0),
+        chat(1, 0),
+        chat(0, 0),
+        SETTLE,
+        m(1, say(0, &[b"/me waves\n"])),
+        m(0, say(0, &[b"/NICK Carol\n"])),
+        SETTLE,
+        m(0, say(0, &[b"/who\n", b"/msg bob hi\n"])),
+        chat(0, 0),
+        SETTLE,
+        m(1, say(0, &[b"/quit bye: now\n"])),
+        SETTLE,
+    ]);
+    all.push(("two_rooms_chat", MemberInput { throttle: ThrottleMode::Off, rooms: 2, ops }));
+
+    // Both rooms claim alice before either is answered; the broker answers
+    // the later claim first, events reach the rooms one by one.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend(member_client(1, 0, b"Alice\n"));
+    ops.extend([
+        MemberOp::Forward { room: 0, n: 0 },
+        MemberOp::Forward { room: 1, n: 0 },
+        MemberOp::Answer { pick: 1, verdict: 0 },
+        MemberOp::Answer { pick: 0, verdict: 0 },
+        MemberOp::Forward { room: 1, n: 1 },
+        MemberOp::Deliver { room: 0, n: 1 },
+        MemberOp::Deliver { room: 1, n: 1 },
+        m(1, drain(0)),
+        m(0, say(0, &[b"bob\n"])),
+        MemberOp::Forward { room: 0, n: 0 },
+        MemberOp::Answer { pick: 0, verdict: 3 },
+        m(0, say(0, &[b"carol\n"])),
+        chat(1, 0),
+        SETTLE,
+        chat(0, 0),
+        chat(1, 0),
+        MemberOp::Forward { room: 0, n: 0 },
+        MemberOp::Deliver { room: 1, n: 0 },
+        SETTLE,
+    ]);
+    all.push(("claims_late_and_refused", MemberInput { throttle: ThrottleMode::Default, rooms: 2, ops }));
+
+    // Room 0 loses the broker while its client types; its lines wait.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend(member_client(1, 0, b"bob\n"));
+    ops.extend([
+        SETTLE,
+        MemberOp::Pause { room: 0 },
+        MemberOp::Pause { room: 0 },
+        chat(0, 0),
+        chat(0, 0),
+        m(0, say(0, &[b"hello", b"\n"])),
+        chat(1, 0),
+        MemberOp::Forward { room: 1, n: 0 },
+        MemberOp::Deliver { room: 1, n: 0 },
+        MemberOp::Frontend { write_cap: 4096 },
+        MemberOp::Resume { room: 0 },
+        MemberOp::Frontend { write_cap: 4096 },
+        SETTLE,
+        m(0, Op::Disconnect { conn: 0 }),
+        SETTLE,
+    ]);
+    all.push(("pause_and_resume", MemberInput { throttle: ThrottleMode::Off, rooms: 2, ops }));
+
+    // Three rooms, tight flood control: a burst of lines through the
+    // outbox, a newcomer with history, renames across rooms.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend(member_client(1, 0, b"bob\n"));
+    ops.extend(member_client(2, 0, b"carol\n"));
+    ops.extend([
+        SETTLE,
+        m(0, send(0, &b"x\n".repeat(40))),
+        chat(0, 0),
+        chat(2, 0),
+        MemberOp::Forward { room: 0, n: 3 },
+        MemberOp::Deliver { room: 2, n: 2 },
+        MemberOp::Tick { ms: 500 },
+        SETTLE,
+        m(1, say(0, &[b"/nick alice\n"])),
+        m(1, say(0, &[b"/nick ", b"Neural", b"\n"])),
+        SETTLE,
+    ]);
+    ops.extend(member_client(2, 1, b"guest"));
+    ops.extend([m(2, say(1, &[b"\n"])), SETTLE, chat(2, 1), SETTLE]);
+    all.push(("three_rooms_throttled", MemberInput { throttle: ThrottleMode::Tight, rooms: 3, ops }));
+
+    // A hostile peer: forged events in and out of order, raw bytes.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend(member_client(1, 0, b"bob\n"));
+    ops.extend([
+        SETTLE,
+        MemberOp::Forge { room: 0, recall: 0, event: 2 },
+        MemberOp::Forge { room: 0, recall: 0, event: 5 },
+        MemberOp::Forge { room: 0, recall: 1, event: 4 },
+        MemberOp::Forge { room: 0, recall: 0, event: 7 },
+        MemberOp::Forge { room: 0, recall: 0, event: 15 },
+        MemberOp::Inject { room: 1, recall: 0, data: b"S alice \x1b[2J\n".to_vec() },
+        MemberOp::Inject { room: 1, recall: 1, data: b"X bob".to_vec() },
+        MemberOp::Forge { room: 0, recall: 0, event: 11 },
+        SETTLE,
+        chat(1, 0),
+        SETTLE,
+    ]);
+    all.push(("hostile_peer", MemberInput { throttle: ThrottleMode::Off, rooms: 2, ops }));
+
+    // A client gone while its claim is out, another gone while its join
+    // is in the order; a seed client's variant.
+    let mut ops = member_client(0, 0, b"alice\n");
+    ops.extend([
+        MemberOp::Forward { room: 0, n: 0 },
+        m(0, Op::PeerClose { conn: 0 }),
+        MemberOp::Answer { pick: 0, verdict: 0 },
+        SETTLE,
+    ]);
+    ops.extend(member_client(0, 0, b"alice\n"));
+    ops.extend([
+        MemberOp::Forward { room: 0, n: 0 },
+        MemberOp::Answer { pick: 0, verdict: 0 },
+        m(0, Op::Disconnect { conn: 0 }),
+        SETTLE,
+    ]);
+    ops.extend(member_client(1, 0, b"bob\n"));
+    ops.extend([
+        m(1, say(0, &[b"/nick ", b"Neural", b"\n"])),
+        SETTLE,
+        m(0, Op::Connect),
+        m(0, send(0, b"Neural")),
+        MemberOp::Tick { ms: 300 },
+        SETTLE,
+        MemberOp::Frontend { write_cap: 100 },
+        SETTLE,
+    ]);
+    all.push(("claims_of_clients_gone", MemberInput { throttle: ThrottleMode::Default, rooms: 2, ops }));
+
+    all
+}
+
+/// Where the `member` target's seed files are: `seeds/member/{name}`.
+pub fn member_seed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds").join("member")
 }
