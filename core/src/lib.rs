@@ -39,6 +39,13 @@
 //!   room's last lines; a room may have a password and operators.
 //!   [`wire`] holds every fixed text a client and a server share;
 //!   `PROTOCOL.md` at the repository root has every byte.
+//! - **One room on several servers.** A room can be one member of a room
+//!   spanning several servers ([`Room::join_cluster`]): it hands out what
+//!   its clients do as [`cluster`] events ([`Room::poll_event`]) instead of
+//!   showing them, and shows the events that something outside (a broker)
+//!   puts in one order ([`Room::apply`]); nicknames are claimed outside
+//!   ([`Room::claimed`]). No broker code here: `chat-server --nats` is one
+//!   such frontend.
 //! - **Hostile input is normal input.** Lines are bounded, text is cleaned of
 //!   terminal escapes and bidi overrides ([`clean()`]), flooders are slowed
 //!   down by a token bucket rather than dropped, silent connections time
