@@ -3,7 +3,8 @@
 //!
 //! The room's events are sequenced in one JetStream stream (`CHAT_<room>`,
 //! subject `chat.<room>.events`): every server publishes its events there and
-//! applies every event of the stream, its own included, in stream order. Who
+//! applies every event of the stream, its own included, in stream order (but
+//! that each server's events keep the order it sent them in, below). Who
 //! holds which nickname lives in a KV bucket (`CHAT_NICKS_<room>`), so that
 //! claiming a nickname is one atomic create across all servers. Servers
 //! announce that they are alive on core NATS every second; when one falls
@@ -16,15 +17,29 @@
 //! payloads are opaque bytes.
 //!
 //! What is and is not promised:
-//! - Every server hands in the same events in the same order (the stream's),
-//!   each exactly once: publishes carry `Nats-Msg-Id`, and one not
-//!   acknowledged is sent again under the same id within JetStream's 2 min
-//!   duplicate window.
-//! - A server's own events keep the order it sent them in, but for those in
-//!   flight at the instant the broker dies: what was written to the dead
-//!   connection is lost and sent again, after what async-nats still held and
-//!   sent on reconnecting (in a test, about 100 of 5,000 in flight moved).
-//!   Events queued while paused keep their order.
+//! - Every server hands in the same events in the same order, each exactly
+//!   once: publishes carry `Nats-Msg-Id`, and one not acknowledged is sent
+//!   again under the same id within JetStream's 2 min duplicate window.
+//! - That order is the stream's, but that each server's events are handed in
+//!   in the order it sent them. The stream may hold them otherwise: publishes
+//!   in flight at the instant the broker dies are lost with the connection
+//!   and sent again after what async-nats still held and sent on reconnecting
+//!   (in a test, about 100 of 5,000). So every publish carries `Chat-Origin`
+//!   (the server's id) and `Chat-Seq` (numbered from 1 in the order sent),
+//!   and [`Reorder`] holds an event back until those before it have come.
+//!   The rule depends only on the stream, so every server that follows an
+//!   origin from the same point hands in the same order.
+//! - An `L` for a server gone (the reaper's, or its own at shutdown) carries
+//!   `Chat-Dead` instead: what is held of that server is handed in first, in
+//!   order (what it misses went with it), and its later events, if any, at
+//!   once. Over [`MAX_HELD`] events of one server held are handed in, in
+//!   order, with a warning. A server that dies holding no nickname gets no
+//!   `L`: should it leave a gap (only if its own connection dropped a
+//!   publish just before it died), its later events stay held.
+//! - A server just started knows an origin from the first of its events in
+//!   the history; one of them stored later but numbered lower is handed in
+//!   at once, and what is held at the end of the history is handed in, in
+//!   order, as history. Only there may two servers' orders differ.
 //! - [`In::Roster`] is the bucket as it is at start, a dead server's
 //!   nicknames included until their `L` events come.
 //!
@@ -35,10 +50,10 @@
 //! a `mio::Waker` each time something is queued.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
@@ -47,6 +62,7 @@ use async_nats::jetstream::context::{GetStreamErrorKind, PublishError};
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream, ErrorCode};
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
@@ -71,6 +87,14 @@ const TICK: Duration = Duration::from_millis(200);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How often the worker checks that the room's stream still exists.
 const STREAM_CHECK: Duration = Duration::from_secs(5);
+/// Header naming the server that published an event.
+const ORIGIN: &str = "Chat-Origin";
+/// Header numbering a server's events in the order it sent them, from 1.
+const SEQ: &str = "Chat-Seq";
+/// Header of an `L` said for a server that is gone: dead, or shutting down.
+const DEAD: &str = "Chat-Dead";
+/// Events of one server held back, waiting for an earlier one, at most.
+const MAX_HELD: usize = 100_000;
 
 /// Where the room lives.
 pub struct Options {
@@ -103,7 +127,9 @@ pub enum In {
     /// An event from before this server started, oldest first; all come
     /// before the first [`In::Event`].
     History(Vec<u8>),
-    /// One event of the room, in stream order, each exactly once.
+    /// One event of the room, each exactly once, in stream order but that
+    /// each server's events come in the order it sent them (see the module
+    /// doc).
     Event(Vec<u8>),
     /// The answer to [`Out::Claim`].
     Claimed { slot: usize, nick: String, granted: bool },
@@ -470,6 +496,135 @@ fn random_id() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// The headers of an `L` for a nickname of `server`, gone: under a message
+/// id every server uses alike, so that JetStream keeps one.
+fn left_headers(id: String, server: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    headers.insert(DEAD, server);
+    headers
+}
+
+/// What [`Reorder`] reads in a message's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tag {
+    /// Neither numbered nor a dead server's `L`: handed in at once.
+    Plain,
+    /// The `seq`th event `origin` published.
+    Seq { origin: String, seq: u64 },
+    /// An `L` for a nickname of `origin`, which is gone.
+    Dead { origin: String },
+}
+
+impl Tag {
+    fn of(headers: Option<&HeaderMap>) -> Tag {
+        let Some(headers) = headers else { return Tag::Plain };
+        if let Some(dead) = headers.get(DEAD) {
+            return Tag::Dead { origin: dead.as_str().to_owned() };
+        }
+        let (Some(origin), Some(seq)) = (headers.get(ORIGIN), headers.get(SEQ)) else { return Tag::Plain };
+        match seq.as_str().parse() {
+            Ok(seq) => Tag::Seq { origin: origin.as_str().to_owned(), seq },
+            Err(_) => {
+                log::debug!("NATS: an event with {SEQ} {:?}, taken as not numbered", seq.as_str());
+                Tag::Plain
+            }
+        }
+    }
+}
+
+/// Puts each server's events back in the order it sent them, when the stream
+/// has them otherwise (publishes in flight when the broker died, sent again
+/// after later ones). Deterministic: every server that has followed an origin
+/// from the same point hands in the same order.
+///
+/// Per origin, the number expected next; an event numbered higher is held
+/// until those before it come. One numbered lower than expected (from before
+/// this server knew the origin) goes at once. An `L` for a dead server first
+/// hands in what is held of it, in order (what is missing died with it), and
+/// that server's events go at once from then on. More than [`MAX_HELD`] held
+/// for one origin are handed in, in order, with a warning.
+struct Reorder<T> {
+    next: HashMap<String, u64>,
+    held: HashMap<String, BTreeMap<u64, T>>,
+    dead: HashSet<String>,
+}
+
+impl<T> Default for Reorder<T> {
+    fn default() -> Self {
+        Reorder { next: HashMap::new(), held: HashMap::new(), dead: HashSet::new() }
+    }
+}
+
+impl<T> Reorder<T> {
+    /// Takes in one message of the stream, handing what is due to `out`.
+    fn push(&mut self, tag: Tag, item: T, out: &mut impl FnMut(T)) {
+        match tag {
+            Tag::Plain => out(item),
+            Tag::Dead { origin } => {
+                self.flush(&origin, out);
+                self.next.remove(&origin);
+                self.dead.insert(origin);
+                out(item);
+            }
+            Tag::Seq { origin, .. } if self.dead.contains(&origin) => out(item),
+            Tag::Seq { origin, seq } => {
+                let next = *self.next.entry(origin.clone()).or_insert(seq);
+                if seq < next {
+                    log::debug!("NATS: event {seq} of {origin}, expecting {next}: handed in at once");
+                    return out(item);
+                }
+                if seq > next {
+                    let held = self.held.entry(origin.clone()).or_default();
+                    if held.contains_key(&seq) {
+                        log::debug!("NATS: event {seq} of {origin} twice in the stream");
+                        return out(item);
+                    }
+                    held.insert(seq, item);
+                    if held.len() > MAX_HELD {
+                        log::warn!(
+                            "NATS: {} events of {origin} wait for event {next}; handing them in without it",
+                            held.len()
+                        );
+                        self.flush(&origin, out);
+                    }
+                    return;
+                }
+                out(item);
+                let mut next = seq + 1;
+                if let Some(held) = self.held.get_mut(&origin) {
+                    while let Some(item) = held.remove(&next) {
+                        out(item);
+                        next += 1;
+                    }
+                    if held.is_empty() {
+                        self.held.remove(&origin);
+                    }
+                }
+                self.next.insert(origin, next);
+            }
+        }
+    }
+
+    /// Hands in what is held of `origin`, in order, and expects what follows.
+    fn flush(&mut self, origin: &str, out: &mut impl FnMut(T)) {
+        let Some(held) = self.held.remove(origin) else { return };
+        if let Some(last) = held.keys().next_back() {
+            self.next.insert(origin.to_owned(), last + 1);
+        }
+        held.into_values().for_each(out);
+    }
+
+    /// Hands in everything held, each origin's in order, origins by id.
+    fn flush_all(&mut self, out: &mut impl FnMut(T)) {
+        let mut origins: Vec<String> = self.held.keys().cloned().collect();
+        origins.sort();
+        for origin in origins {
+            self.flush(&origin, out);
+        }
+    }
+}
+
 /// Publishes pipelined, in order, and keeps every publish until its ack: one
 /// that fails is sent again, with the others after it, under its original
 /// message id, so JetStream stores each exactly once.
@@ -478,29 +633,33 @@ struct Publisher {
     subject: String,
     server_id: String,
     counter: u64,
-    /// Sent and not acknowledged, oldest first: (message id, payload).
-    unacked: VecDeque<(String, Bytes)>,
+    /// Sent and not acknowledged, oldest first: (headers, payload).
+    unacked: VecDeque<(HeaderMap, Bytes)>,
     /// The acks of `unacked`, one each, in order; empty after a failure until
     /// [`Publisher::resend`].
     acks: FuturesOrdered<BoxFuture<'static, Result<(), PublishError>>>,
 }
 
 impl Publisher {
+    /// Publishes one of this server's events, numbered for [`Reorder`].
     async fn publish(&mut self, payload: Bytes) {
         self.counter += 1;
-        let id = format!("{}-{}", self.server_id, self.counter);
-        self.publish_with_id(id, payload).await;
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{}-{}", self.server_id, self.counter));
+        headers.insert(ORIGIN, self.server_id.as_str());
+        headers.insert(SEQ, self.counter.to_string());
+        self.publish_with_headers(headers, payload).await;
     }
 
-    async fn publish_with_id(&mut self, id: String, payload: Bytes) {
-        self.unacked.push_back((id.clone(), payload.clone()));
-        if let Err(err) = self.send(id, payload).await {
+    async fn publish_with_headers(&mut self, headers: HeaderMap, payload: Bytes) {
+        self.unacked.push_back((headers.clone(), payload.clone()));
+        if let Err(err) = self.send(headers, payload).await {
             self.lost(&err);
         }
     }
 
-    async fn send(&mut self, id: String, payload: Bytes) -> Result<(), PublishError> {
-        let message = PublishMessage::build().payload(payload).message_id(id);
+    async fn send(&mut self, headers: HeaderMap, payload: Bytes) -> Result<(), PublishError> {
+        let message = PublishMessage::build().payload(payload).headers(headers);
         let ack = self.js.send_publish(self.subject.clone(), message).await?;
         self.acks.push_back(async move { ack.await.map(drop) }.boxed());
         Ok(())
@@ -533,8 +692,8 @@ impl Publisher {
 
     async fn resend(&mut self) {
         log::info!("NATS: sending {} unacknowledged events again", self.unacked.len());
-        for (id, payload) in self.unacked.clone() {
-            if let Err(err) = self.send(id, payload).await {
+        for (headers, payload) in self.unacked.clone() {
+            if let Err(err) = self.send(headers, payload).await {
                 self.lost(&err);
                 return;
             }
@@ -588,6 +747,7 @@ impl Worker {
             delivered: Arc::new(AtomicU64::new(start - 1)),
             last,
             open: Arc::new(AtomicBool::new(false)),
+            reorder: Arc::new(Mutex::new(Reorder::default())),
         };
         let publisher = Publisher {
             js: link.js.clone(),
@@ -842,10 +1002,12 @@ impl Worker {
             let held: Vec<(String, String)> =
                 self.held.iter().map(|(key, held)| (key.clone(), held.nick.clone())).collect();
             for (key, nick) in &held {
-                // The id survivors would use, should they take this server
-                // for dead meanwhile: JetStream keeps one.
+                // What survivors would publish, should they take this server
+                // for dead meanwhile: JetStream keeps one. Every earlier
+                // publish is in the stream, so there is nothing to hold.
                 let id = format!("left-{}-{key}", self.link.server_id);
-                self.publisher.publish_with_id(id, Bytes::from(format!("L {nick}"))).await;
+                let headers = left_headers(id, &self.link.server_id);
+                self.publisher.publish_with_headers(headers, Bytes::from(format!("L {nick}"))).await;
             }
             self.finish_queue().await;
             for (key, nick) in held {
@@ -889,7 +1051,7 @@ async fn heartbeat(link: Link) {
 }
 
 /// Hands the stream in to the mio loop: messages up to `last` as history,
-/// then events; each exactly once, in stream order.
+/// then events; each exactly once, in stream order put right by [`Reorder`].
 #[derive(Clone)]
 struct Consumer {
     link: Link,
@@ -899,6 +1061,8 @@ struct Consumer {
     last: u64,
     /// Whether the broker has opened this consumer.
     open: Arc<AtomicBool>,
+    /// Each origin's events in the order sent; kept across consumers.
+    reorder: Arc<Mutex<Reorder<Vec<u8>>>>,
 }
 
 impl Consumer {
@@ -947,11 +1111,27 @@ impl Consumer {
             Err(err) => return log::warn!("NATS: a message without its sequence: {err}"),
         };
         // A consumer recreated from the stream's start must not repeat.
-        if sequence <= self.delivered.load(Ordering::Acquire) {
+        let delivered = self.delivered.load(Ordering::Acquire);
+        if sequence <= delivered {
             return;
         }
+        let tag = Tag::of(message.headers.as_ref());
         let payload = message.payload.to_vec();
-        self.outbox.queue(if sequence <= self.last { In::History(payload) } else { In::Event(payload) });
+        let mut reorder = self.reorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // What is held at the end of the history goes in as history: all
+        // history comes before the first event.
+        let history_ends = delivered < self.last && sequence >= self.last;
+        if history_ends && sequence > self.last {
+            reorder.flush_all(&mut |payload| self.outbox.queue(In::History(payload)));
+        }
+        if sequence <= self.last {
+            reorder.push(tag, payload, &mut |payload| self.outbox.queue(In::History(payload)));
+        } else {
+            reorder.push(tag, payload, &mut |payload| self.outbox.queue(In::Event(payload)));
+        }
+        if history_ends && sequence == self.last {
+            reorder.flush_all(&mut |payload| self.outbox.queue(In::History(payload)));
+        }
         self.delivered.store(sequence, Ordering::Release);
     }
 }
@@ -1094,7 +1274,7 @@ impl Reaper {
         log::info!("NATS: server {} is dead; {:?} leaves", holding.server, holding.nick);
         let message = PublishMessage::build()
             .payload(Bytes::from(format!("L {}", holding.nick)))
-            .message_id(format!("left-{}-{key}", holding.server));
+            .headers(left_headers(format!("left-{}-{key}", holding.server), &holding.server));
         let published = match self.link.js.send_publish(self.link.events_subject(), message).await {
             Ok(ack) => ack.await.map(drop),
             Err(err) => Err(err),

@@ -167,6 +167,86 @@ fn names_and_keys() {
     assert_ne!(random_id(), random_id());
 }
 
+/// What a [`Reorder`] hands out for (origin, seq, payload) messages; origin
+/// `"-"` is a plain message, seq 0 a dead server's `L`.
+fn reordered(reorder: &mut Reorder<&'static str>, messages: &[(&str, u64, &'static str)]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for &(origin, seq, payload) in messages {
+        let tag = match (origin, seq) {
+            ("-", _) => Tag::Plain,
+            (origin, 0) => Tag::Dead { origin: origin.to_owned() },
+            (origin, seq) => Tag::Seq { origin: origin.to_owned(), seq },
+        };
+        reorder.push(tag, payload, &mut |payload| out.push(payload));
+    }
+    out
+}
+
+#[test]
+fn reorder_puts_each_origins_events_in_the_order_sent() {
+    let mut reorder = Reorder::default();
+    // In order, interleaved with another origin and plain messages: as is.
+    let out = reordered(&mut reorder, &[("a", 1, "a1"), ("b", 7, "b7"), ("-", 0, "p"), ("a", 2, "a2"), ("b", 8, "b8")]);
+    assert_eq!(out, ["a1", "b7", "p", "a2", "b8"]);
+    // A gap: a5, a6 wait for a3 and a4; b goes on meanwhile.
+    let out = reordered(&mut reorder, &[("a", 5, "a5"), ("b", 9, "b9"), ("a", 6, "a6"), ("a", 3, "a3")]);
+    assert_eq!(out, ["b9", "a3"]);
+    let out = reordered(&mut reorder, &[("a", 4, "a4"), ("a", 7, "a7")]);
+    assert_eq!(out, ["a4", "a5", "a6", "a7"]);
+    assert!(reorder.held.is_empty());
+    // A late one, from before the origin was known (first seen at 10): at once.
+    let out = reordered(&mut reorder, &[("c", 10, "c10"), ("c", 9, "c9"), ("c", 12, "c12"), ("c", 11, "c11")]);
+    assert_eq!(out, ["c10", "c9", "c11", "c12"]);
+    // A dead origin: what is held goes, in order, before its L; later ones
+    // of it go at once.
+    let out = reordered(&mut reorder, &[("b", 12, "b12"), ("b", 11, "b11"), ("b", 0, "L b"), ("b", 10, "b10")]);
+    assert_eq!(out, ["b11", "b12", "L b", "b10"]);
+    assert!(!reorder.next.contains_key("b") && reorder.held.is_empty());
+    assert_eq!(reordered(&mut reorder, &[("b", 20, "b20"), ("b", 15, "b15")]), ["b20", "b15"]);
+    // An L for an origin with nothing held, or never seen: just the L.
+    assert_eq!(reordered(&mut reorder, &[("a", 0, "L a"), ("z", 0, "L z")]), ["L a", "L z"]);
+    // The same number twice while held: the second goes at once.
+    assert_eq!(reordered(&mut reorder, &[("d", 1, "d1"), ("d", 3, "d3"), ("d", 3, "d3 again")]), ["d1", "d3 again"]);
+    // Flushing all: each origin's held in order.
+    reordered(&mut reorder, &[("e", 1, "e1"), ("e", 4, "e4"), ("e", 3, "e3")]);
+    let mut out = Vec::new();
+    reorder.flush_all(&mut |item| out.push(item));
+    assert_eq!(out, ["d3", "e3", "e4"]);
+    // Then what follows the flushed ones goes at once, the gap's late.
+    assert_eq!(reordered(&mut reorder, &[("e", 5, "e5"), ("e", 2, "e2"), ("d", 4, "d4")]), ["e5", "e2", "d4"]);
+}
+
+#[test]
+fn reorder_hands_in_a_too_long_wait() {
+    let mut reorder = Reorder::default();
+    let mut out = Vec::new();
+    reorder.push(Tag::Seq { origin: "a".to_owned(), seq: 1 }, 1, &mut |item| out.push(item));
+    for seq in (3..=MAX_HELD as u64 + 2).rev() {
+        reorder.push(Tag::Seq { origin: "a".to_owned(), seq }, seq, &mut |item| out.push(item));
+    }
+    assert_eq!(out, [1]);
+    reorder.push(Tag::Seq { origin: "a".to_owned(), seq: MAX_HELD as u64 + 3 }, 0, &mut |item| out.push(item));
+    assert_eq!(out.len(), MAX_HELD + 2, "all handed in at once");
+    assert!((1..out.len() - 1).all(|i| out[i] == i as u64 + 2), "in order");
+    assert!(reorder.held.is_empty());
+    reorder.push(Tag::Seq { origin: "a".to_owned(), seq: MAX_HELD as u64 + 4 }, 9, &mut |item| out.push(item));
+    assert_eq!(out.last(), Some(&9), "and the next after them expected");
+}
+
+#[test]
+fn tags_are_read_from_headers() {
+    assert_eq!(Tag::of(None), Tag::Plain);
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, "0123");
+    assert_eq!(Tag::of(Some(&headers)), Tag::Plain);
+    headers.insert(SEQ, "42");
+    assert_eq!(Tag::of(Some(&headers)), Tag::Seq { origin: "0123".to_owned(), seq: 42 });
+    headers.insert(SEQ, "x");
+    assert_eq!(Tag::of(Some(&headers)), Tag::Plain);
+    let left = left_headers("left-0123-61".to_owned(), "0123");
+    assert_eq!(Tag::of(Some(&left)), Tag::Dead { origin: "0123".to_owned() });
+}
+
 #[test]
 fn a_bad_room_or_url_is_refused_at_once() {
     let err = Side::try_start("nats://127.0.0.1:1", "no spaces", 10).err().expect("refused");
@@ -360,8 +440,8 @@ fn throughput_through_one_bridge() {
     eprintln!("{COUNT} events published and consumed in {took:?}: {:.0}/s", COUNT as f64 / took.as_secs_f64());
 }
 
-/// Exactly once and one order for all servers; not necessarily the order
-/// sent: see the module's doc on publishes in flight when the broker dies.
+/// Exactly once, one order for all servers, and each server's events in the
+/// order it sent them, though the stream has some of them otherwise.
 #[test]
 #[ignore = "needs nats-server"]
 fn publishes_in_flight_when_the_broker_dies_arrive_once_in_one_order() {
@@ -369,23 +449,99 @@ fn publishes_in_flight_when_the_broker_dies_arrive_once_in_one_order() {
     let mut a = Side::start(&broker, 10);
     let mut b = Side::start(&broker, 10);
     const COUNT: usize = 5_000;
+    const COUNT_B: usize = 1_000;
     let sent: Vec<String> = (0..COUNT).map(|i| format!("S a {i}")).collect();
-    for event in &sent {
+    let sent_by_b: Vec<String> = (0..COUNT_B).map(|i| format!("S b {i}")).collect();
+    for (i, event) in sent.iter().enumerate() {
         publish(&a, event);
+        if i % 5 == 0 {
+            publish(&b, &sent_by_b[i / 5]);
+        }
     }
+    let total = COUNT + COUNT_B;
     let mut seen_by_a = a.events(1, Duration::from_secs(5));
     broker.kill();
     std::thread::sleep(Duration::from_secs(2));
     broker.restart();
-    seen_by_a.extend(a.events(COUNT - 1, Duration::from_secs(30)));
-    let seen_by_b = b.events(COUNT, Duration::from_secs(30));
+    seen_by_a.extend(a.events(total - 1, Duration::from_secs(30)));
+    let seen_by_b = b.events(total, Duration::from_secs(30));
     assert!(a.events(1, Duration::from_secs(2)).is_empty(), "nothing twice");
     let distinct: HashSet<&String> = seen_by_a.iter().collect();
-    assert_eq!((seen_by_a.len(), distinct.len()), (COUNT, COUNT), "each once");
-    assert!(sent.iter().all(|event| distinct.contains(event)), "none lost");
+    assert_eq!((seen_by_a.len(), distinct.len()), (total, total), "each once");
+    assert!(sent.iter().chain(&sent_by_b).all(|event| distinct.contains(event)), "none lost");
     assert_eq!(seen_by_a, seen_by_b, "one order");
-    let moved = seen_by_a.iter().zip(&sent).filter(|(seen, sent)| seen != sent).count();
-    log::info!("{moved} of {COUNT} events out of the order sent after the broker died");
+    for (prefix, sent) in [("S a ", &sent), ("S b ", &sent_by_b)] {
+        for seen in [&seen_by_a, &seen_by_b] {
+            let of_origin: Vec<&String> = seen.iter().filter(|event| event.starts_with(prefix)).collect();
+            let moved = of_origin.iter().zip(sent.iter()).filter(|(seen, sent)| **seen != *sent).count();
+            assert_eq!(moved, 0, "{prefix:?}: {moved} events out of the order sent");
+        }
+    }
+    let stored = stored_payloads(&broker, total);
+    let moved = stored.iter().filter(|event| event.starts_with("S a ")).zip(&sent).filter(|(a, b)| a != b).count();
+    log::info!("{moved} of {COUNT} events of a stored out of the order sent, none handed in so");
+}
+
+/// Publishes to the room's stream as a server would: (origin, seq, payload),
+/// seq 0 for an `L` of a dead origin.
+fn publish_tagged(broker: &Broker, messages: &[(&str, u64, &str)]) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(broker.url()).await.expect("a test client");
+        let js = jetstream::new(client);
+        for &(origin, seq, payload) in messages {
+            let mut headers = HeaderMap::new();
+            if seq == 0 {
+                headers.insert(DEAD, origin);
+            } else {
+                headers.insert(ORIGIN, origin);
+                headers.insert(SEQ, seq.to_string());
+            }
+            let message = PublishMessage::build().payload(Bytes::from(payload.to_owned())).headers(headers);
+            let ack = js.send_publish(events_subject("lobby"), message).await.expect("published");
+            ack.await.expect("acknowledged");
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs nats-server"]
+fn the_stream_is_handed_in_in_each_origins_order() {
+    let broker = Broker::start(true);
+    // The stream and its first messages, before the bridge under test.
+    drop(Side::start(&broker, 10));
+    publish_tagged(&broker, &[("x", 1, "x1"), ("x", 3, "x3"), ("x", 4, "x4")]);
+    let mut b = Side::start(&broker, 10);
+    assert_eq!(b.next(Duration::from_secs(1)), Some(In::Roster(Vec::new())));
+    // What waits for x2 at the end of the history goes in as history.
+    for wanted in ["x1", "x3", "x4"] {
+        assert_eq!(b.next(Duration::from_secs(5)), Some(In::History(wanted.as_bytes().to_vec())));
+    }
+    // x2 late, at once; x7 and x6 wait for x5.
+    publish_tagged(&broker, &[("x", 2, "x2"), ("x", 7, "x7"), ("x", 6, "x6"), ("y", 1, "y1"), ("x", 5, "x5")]);
+    assert_eq!(b.events(5, Duration::from_secs(5)), ["x2", "y1", "x5", "x6", "x7"]);
+    // x9 waits for x8, until x's L says x is dead; x8 then goes at once.
+    publish_tagged(&broker, &[("x", 9, "x9"), ("y", 2, "y2"), ("x", 0, "L x"), ("x", 8, "x8")]);
+    assert_eq!(b.events(4, Duration::from_secs(5)), ["y2", "x9", "L x", "x8"]);
+    assert!(b.events(1, Duration::from_millis(500)).is_empty(), "nothing more");
+}
+
+/// The room's stream as stored, up to `count` payloads.
+fn stored_payloads(broker: &Broker, count: usize) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(broker.url()).await.expect("a test client");
+        let stream = jetstream::new(client).get_stream("CHAT_lobby").await.expect("the stream");
+        let consumer = stream.create_consumer(pull::OrderedConfig::default()).await.expect("a consumer");
+        let mut messages = consumer.messages().await.expect("its messages");
+        let mut payloads = Vec::new();
+        while payloads.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
+            let Ok(Some(Ok(message))) = next else { break };
+            payloads.push(String::from_utf8(message.payload.to_vec()).expect("UTF-8"));
+        }
+        payloads
+    })
 }
 
 #[test]
