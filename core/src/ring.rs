@@ -115,6 +115,11 @@ impl<'a> Ring<'a> {
         self.next
     }
 
+    /// How many bytes the log holds.
+    pub fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub fn first(&self) -> u64 {
         self.first
     }

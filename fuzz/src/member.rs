@@ -30,6 +30,11 @@ use super::{
 /// Nicknames of clients on other servers a room keeps.
 pub const REMOTES: usize = 8;
 
+/// Deadlines in a row that move nothing before a settle gives up: more
+/// than the empty lines a client's input buffer can hold (each spends a
+/// token and shows nothing).
+const MAX_IDLE_DEADLINES: usize = 600;
+
 /// Forged events a hostile peer hands a room ([`MemberOp::Forge`]): well
 /// formed, naming the nicknames the tokens register, out of any order.
 pub const FORGED: &[&str] = &[
@@ -631,8 +636,11 @@ impl World<'_> {
             }
             // Nothing moves: time runs to the next deadline (lines held by
             // flood control, in a socket or in the room's buffer; leaving
-            // clients' drain; registration). A few deadlines in a row with
-            // nothing moving, or none at all: settled.
+            // clients' drain; registration). Many deadlines in a row with
+            // nothing moving, or none at all: settled. Many, because an
+            // empty line spends a token and shows nothing: a buffer of
+            // them under tight flood control passes deadline after
+            // deadline before the next line that shows.
             idle += 1;
             let mut later = false;
             for h in &mut self.rooms {
@@ -641,7 +649,7 @@ impl World<'_> {
                     h.now = h.now.max(at);
                 }
             }
-            if !later || idle > 3 {
+            if !later || idle > MAX_IDLE_DEADLINES {
                 break;
             }
         }

@@ -396,8 +396,17 @@ impl<'a> Room<'a> {
     /// outside is unreachable, its outbox is full, or the client waits for
     /// a nickname.
     pub(super) fn member_blocked(&self, id: ClientId) -> bool {
+        self.waits_for_world(id) || self.outbox_full()
+    }
+
+    /// Whether the client's input waits for the world outside (a pause, a
+    /// claim): [`Room::resume`] and [`Room::claimed`] wake it, no deadline
+    /// does. A full outbox is different: it empties when the frontend takes
+    /// it ([`Room::poll_event`] then wakes what it held), and a client's
+    /// flood-control deadline still stands meanwhile.
+    pub(super) fn waits_for_world(&self, id: ClientId) -> bool {
         let Some(cluster) = &self.cluster else { return false };
-        cluster.paused || self.outbox_full() || self.client(id).claim != Claim::None
+        cluster.paused || self.client(id).claim != Claim::None
     }
 
     /// Notes that a client stopped reading for [`Room::member_blocked`]:
@@ -423,9 +432,11 @@ impl<'a> Room<'a> {
     /// Whether the outbox holds so much that a client's next line could
     /// overwrite what the frontend has not taken yet.
     fn outbox_full(&self) -> bool {
+        // A small log keeps half of itself for the outbox at most.
+        let margin = OUTBOX_MARGIN.min(self.ring.capacity() / 2);
         self.cluster.as_ref().is_some_and(|cluster| {
             self.ring.next().saturating_sub(cluster.outbox) >= OUTBOX_LIMIT
-                || self.ring.first_after_push(OUTBOX_MARGIN) > cluster.outbox
+                || self.ring.first_after_push(margin) > cluster.outbox
         })
     }
 

@@ -700,7 +700,7 @@ impl<'a> Room<'a> {
                 }
             }
             // Only a client with lines waiting for a token needs waking.
-            State::Chatting if self.member_blocked(id) => None,
+            State::Chatting if self.waits_for_world(id) => None,
             State::Chatting if client.paused || !client.input.is_empty() => {
                 config.throttle.and(client.bucket.next_token())
             }

@@ -604,3 +604,35 @@ fn a_client_the_others_saw_leave_is_told_and_closed_freeing_nothing() {
     assert_eq!(sim.close(a), Some(Reason::OutOfTouch));
     assert_eq!(drain(&mut sim), Vec::<String>::new(), "no second left!, and its name is not this server's to free");
 }
+
+#[test]
+fn a_throttled_flood_in_a_small_log_is_all_published() {
+    let storage: &'static mut Storage<4, 64, 2048> = std::boxed::Box::leak(std::boxed::Box::new(Storage::new()));
+    let throttle = Throttle { burst: 1, interval: Duration::from_millis(100) };
+    let mut sim =
+        member(Sim::in_room(storage.room(Config { throttle: Some(throttle), history: 0, ..Config::default() })));
+    let a = registered(&mut sim, "alice");
+    let mut typed = Vec::new();
+    for _ in 0..30 {
+        typed.extend_from_slice(b"x\n");
+    }
+    typed.extend_from_slice(b"~end\n");
+    sim.peers[a.index()].unread.extend_from_slice(&typed);
+    sim.pump(a);
+    let mut published = Vec::new();
+    for _ in 0..200 {
+        sim.step();
+        for event in drain(&mut sim) {
+            let now = sim.now;
+            let payload = String::from(event.strip_prefix("P ").unwrap_or(&event));
+            sim.room.apply(payload.as_bytes(), now).unwrap();
+            published.push(payload);
+        }
+        sim.recv(a);
+        match sim.room.poll_timeout() {
+            Some(at) => sim.now = at,
+            None => break,
+        }
+    }
+    assert_eq!(published.len(), 31, "{published:?}; unread {:?}", sim.peers[a.index()].unread.len());
+}
