@@ -4,9 +4,9 @@
 
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tests::nats::{failing_chat_server, free_port, nats_server, Nats};
+use tests::nats::{failing_chat_server, free_port, Nats};
 use tests::{bin, seed_client, ChatServer, Proc, Raw};
 
 /// The notices of a paused room, as PROTOCOL.md gives them.
@@ -163,14 +163,13 @@ fn a_killed_server_s_clients_leave_once_within_ten_seconds() {
     let mut carol = Raw::join(&three.addr, "carol");
     alice.expect("bob joined!\ndave joined!\ncarol joined!\n");
 
-    let killed = Instant::now();
+    // The documented bound, 10 s, is the wait's: a later `left!` fails the read.
+    alice.stream().set_read_timeout(Some(Duration::from_secs(10))).expect("a read timeout");
     two.proc.signal(9);
     let gone = [alice.line(), alice.line()];
-    let took = killed.elapsed();
     let mut sorted = gone.clone();
     sorted.sort();
     assert_eq!(sorted, ["bob left!\n", "dave left!\n"]);
-    assert!(took < Duration::from_secs(10), "announced after {took:?}, over the documented 10 s");
     assert_eq!([carol.line(), carol.line()], gone, "one order on every server");
 
     // Once: the next line anyone sees is the next thing said.
@@ -245,17 +244,10 @@ fn a_bad_url_no_jetstream_or_no_broker_is_a_clear_error() {
     drop(silent);
 
     // A broker without JetStream.
-    let port = free_port().to_string();
-    let plain = Proc::spawn(Command::new(nats_server()).args(["-a", "127.0.0.1", "-p", &port]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-        assert!(Instant::now() < deadline, "nats-server without -js did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let (status, stderr) = failing_chat_server(&["--nats", &format!("nats://127.0.0.1:{port}")]);
+    let plain = Nats::start_without_jetstream();
+    let (status, stderr) = failing_chat_server(&["--nats", &plain.url()]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("JetStream"), "says what is missing: {stderr}");
-    drop(plain);
 }
 
 #[test]

@@ -13,15 +13,26 @@ pub struct Nats {
     proc: Option<Proc>,
     pub port: u16,
     store: PathBuf,
+    /// Whether it runs with `-js`.
+    jetstream: bool,
 }
 
 impl Nats {
     /// Starts one on a free port, with a new store.
     pub fn start() -> Nats {
+        Nats::launch(true)
+    }
+
+    /// Starts one without JetStream, which a room cannot use.
+    pub fn start_without_jetstream() -> Nats {
+        Nats::launch(false)
+    }
+
+    fn launch(jetstream: bool) -> Nats {
         let port = free_port();
         let store = std::env::temp_dir().join(format!("chat-nats-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&store);
-        let mut nats = Nats { proc: None, port, store };
+        let mut nats = Nats { proc: None, port, store, jetstream };
         nats.restart();
         nats
     }
@@ -44,8 +55,12 @@ impl Nats {
         self.kill();
         let port = self.port.to_string();
         let store = self.store.display().to_string();
-        let proc =
-            Proc::spawn(Command::new(nats_server()).args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd", &store]));
+        let mut command = Command::new(nats_server());
+        command.args(["-a", "127.0.0.1", "-p", &port]);
+        if self.jetstream {
+            command.args(["-js", "-sd", &store]);
+        }
+        let proc = Proc::spawn(&mut command);
         let deadline = Instant::now() + WAIT;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not listen on {port}: {}", proc.stderr.text());
@@ -70,7 +85,7 @@ impl Drop for Nats {
 }
 
 /// Debian puts it in /usr/sbin, which a user's PATH may lack.
-pub fn nats_server() -> PathBuf {
+fn nats_server() -> PathBuf {
     ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()
         .map(PathBuf::from)

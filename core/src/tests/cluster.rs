@@ -357,7 +357,10 @@ fn a_member_applies_every_event_of_the_order_as_a_room_shows_it() {
     );
 }
 
-// ----- cases from a review of the seam ------------------------------------
+// ----- a lone member, its broker played by hand ---------------------------
+//
+// Most cases below come from a review of the seam and failed before its
+// fixes (eceb7a3).
 
 /// A lone member (no broker: the test plays it by hand).
 fn member(mut sim: Sim) -> Sim {
@@ -366,6 +369,8 @@ fn member(mut sim: Sim) -> Sim {
     sim
 }
 
+/// What the member asks of the world outside, as `P event`, `C slot nick`
+/// or `F nick`.
 fn drain(sim: &mut Sim) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(o) = sim.room.poll_event() {
@@ -376,6 +381,11 @@ fn drain(sim: &mut Sim) -> Vec<String> {
         });
     }
     out
+}
+
+/// `n` numbered lines, `00\n`, `01\n`, ….
+fn numbered_lines(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| format!("{i:02}\n").into_bytes()).collect()
 }
 
 /// Registers `nick` on a lone member, granting its claim and applying its J.
@@ -392,8 +402,8 @@ fn registered(sim: &mut Sim, nick: &str) -> ClientId {
     id
 }
 
-// (A) Two renames before the first R came back: second R names the old nick,
-// the old nick is released twice, the middle one never.
+/// A second rename before the first came back renames from the new name
+/// and frees each name once.
 #[test]
 fn rename_twice_before_r_comes_back() {
     let mut sim = member(Sim::new());
@@ -404,12 +414,11 @@ fn rename_twice_before_r_comes_back() {
     sim.room.claimed(a, "al", true, now);
     assert_eq!(drain(&mut sim), ["P R alice al", "F alice", "C 0 ally"]);
     sim.room.claimed(a, "ally", true, now);
-    // Expected "P R al ally", "F al".
     assert_eq!(drain(&mut sim), ["P R al ally", "F al"]);
 }
 
-// (B) /quit right after a granted rename: L and F use the old nick (double F),
-// the new nick is never released, others keep a phantom.
+/// A `/quit` right after a granted rename leaves and frees under the new
+/// name.
 #[test]
 fn quit_right_after_granted_rename() {
     let mut sim = member(Sim::new());
@@ -421,15 +430,13 @@ fn quit_right_after_granted_rename() {
     assert_eq!(drain(&mut sim), ["P R alice al", "F alice", "P L al", "F al"]);
 }
 
-// (C) Buffered lines left when the outbox fills are never handled.
+/// Lines left in the input buffer when the outbox fills are handled once it
+/// is taken.
 #[test]
 fn lines_buffered_when_the_outbox_fills_are_not_lost() {
     let mut sim = member(Sim::unthrottled());
     let a = registered(&mut sim, "alice");
-    let mut typed = Vec::new();
-    for i in 0..70 {
-        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
-    }
+    let typed = numbered_lines(70);
     assert_eq!(sim.offer(a, &typed), typed.len());
     let mut published = 0;
     for _ in 0..20 {
@@ -439,16 +446,12 @@ fn lines_buffered_when_the_outbox_fills_are_not_lost() {
     assert_eq!(published, 70);
 }
 
-// (C') Same with bytes still in the socket: backlogged is cleared by the
-// first drain, and unblock_all's new events come after poll_event said None.
+/// The same with bytes still in the socket, over several fillings.
 #[test]
 fn lines_waiting_in_socket_when_the_outbox_fills_are_not_lost() {
     let mut sim = member(Sim::unthrottled());
     let a = registered(&mut sim, "alice");
-    let mut typed = Vec::new();
-    for i in 0..200 {
-        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
-    }
+    let typed = numbered_lines(200);
     sim.offer(a, &typed);
     let mut published = 0;
     for _ in 0..50 {
@@ -458,21 +461,20 @@ fn lines_waiting_in_socket_when_the_outbox_fills_are_not_lost() {
     assert_eq!(published, 200, "unread in socket: {}", sim.peers[a.index()].unread.len());
 }
 
-// (C'') poll_event returns None right after unblock_all published more.
+/// `poll_event` says `None` only when nothing is left, even when taking the
+/// outbox let held clients publish more.
 #[test]
 fn poll_event_none_means_nothing_left() {
     let mut sim = member(Sim::unthrottled());
     let a = registered(&mut sim, "alice");
-    let mut typed = Vec::new();
-    for i in 0..200 {
-        typed.extend_from_slice(format!("{i:02}\n").as_bytes());
-    }
+    let typed = numbered_lines(200);
     sim.offer(a, &typed);
     drain(&mut sim);
     assert_eq!(drain(&mut sim), Vec::<String>::new(), "poll_event said None with events left");
 }
 
-// (D) A peer's over-long event panics the room.
+/// An event longer than a client may send is refused, not stored (it would
+/// not fit a small log, nor a seed client's write).
 #[test]
 fn a_long_event_from_a_peer_does_not_panic_the_ring() {
     let mut sim = member(Sim::new());
@@ -498,9 +500,9 @@ fn a_long_event_from_a_peer_does_not_panic_a_seed_client() {
     assert_eq!(sim.writes(id), ["Neural joined!\nConnected to server!"]);
 }
 
-// (E) An abandoned Joining client's J comes back after a new local client
-// was granted the same nick: the new one enters on the old J, and the
-// second J leaves a phantom remote of the local client's own name.
+/// A client gone after its `joined` went out, its name taken by a newcomer
+/// before that `joined` came back: the old `joined` and `left` are a
+/// stranger's, and the newcomer enters on its own.
 #[test]
 fn an_abandoned_join_does_not_leave_a_phantom() {
     let mut sim = member(Sim::new());
@@ -522,7 +524,7 @@ fn an_abandoned_join_does_not_leave_a_phantom() {
     assert_eq!(sim.recv(two), "*** 1 in the room: alice\n");
 }
 
-// (F) Hostile peer: R renames a local client to a nick this server never claimed.
+/// Only a client's own rename renames it.
 #[test]
 fn a_peer_cannot_rename_a_local_client() {
     let mut sim = member(Sim::new());
@@ -534,6 +536,7 @@ fn a_peer_cannot_rename_a_local_client() {
     assert_eq!(sim.recv(a), "", "nor is it shown");
 }
 
+/// Lines held by flood control wait through a pause and all go out after.
 #[test]
 fn throttled_lines_across_a_pause() {
     let mut sim = member(Sim::throttled(1, 1000));
@@ -554,6 +557,8 @@ fn throttled_lines_across_a_pause() {
     assert_eq!(got, ["P S alice one", "P S alice two", "P S alice three"]);
 }
 
+/// A nickname cut by a pause is not taken for a seed client's: the rest of
+/// it, waiting in the socket, completes it.
 #[test]
 fn greeting_partial_input_across_a_pause() {
     let mut sim = member(Sim::new());
@@ -570,6 +575,8 @@ fn greeting_partial_input_across_a_pause() {
     assert_eq!(got, ["C 0 alice"], "{:?}", sim.recv(id));
 }
 
+/// A client waiting for its own `left!` and dropped as too slow meanwhile
+/// is still closed.
 #[test]
 fn leaving_client_dropped_too_slow_while_left_pending() {
     let mut sim = member(Sim::new());
