@@ -2,22 +2,16 @@
 //! starts its own `nats-server -js` on a free loopback port with a
 //! temporary store (tests/support/nats.rs), and its own servers.
 
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use tests::nats::{failing_chat_server, free_port, Nats};
-use tests::{bin, seed_client, ChatServer, Proc, Raw};
+use tests::{chat_client, seed_client, ChatServer, Raw};
 
 /// The notices of a paused room, as PROTOCOL.md gives them.
 const PAUSED: &str =
     "*** the room is paused: this server lost touch with the others; your lines wait and go out when it is back\n";
 const RESUMED: &str = "*** the room is back\n";
-
-/// `chat-client` in pipe mode.
-fn chat_client(addr: &str, args: &[&str]) -> Proc {
-    Proc::spawn(Command::new(bin("host", "chat-client")).arg(addr).args(args))
-}
 
 #[test]
 #[ignore = "needs nats-server"]

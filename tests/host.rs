@@ -9,12 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::{bin, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
-
-/// `chat-client` in pipe mode (stdin not a terminal).
-fn chat_client(addr: &str, args: &[&str]) -> Proc {
-    Proc::spawn(Command::new(bin("host", "chat-client")).arg(addr).args(args))
-}
+use tests::{bin, chat_client, listening_addr, root, seed_client, web_addr, ChatServer, Proc, Raw, WAIT};
 
 /// `chat-client ADDR --nick alice` run to its end, as it ends when it cannot
 /// join: its exit code and what it said on stderr.

@@ -274,6 +274,11 @@ impl ChatServer {
     }
 }
 
+/// `chat-client ADDR ARGS` in pipe mode (stdin not a terminal).
+pub fn chat_client(addr: &str, args: &[&str]) -> Proc {
+    Proc::spawn(Command::new(bin("host", "chat-client")).arg(addr).args(args))
+}
+
 /// The tutorial's Python client (`tests/seed/client.py`), its nickname
 /// typed in.
 pub fn seed_client(host: &str, port: &str, nick: &str) -> Proc {
