@@ -13,8 +13,9 @@
 //! announced within about 5 to 7 s (5 s of silence, up to 1 s until the next
 //! check, then a round trip to the broker).
 //!
-//! This module knows nothing of chat semantics but that one event, `L <nick>`:
-//! payloads are opaque bytes.
+//! This module knows nothing of chat semantics but that one event, `L <nick>`
+//! (made by the core's [`Event`], as every event is): payloads are opaque
+//! bytes.
 //!
 //! What is and is not promised:
 //! - Every server hands in the same events in the same order, each exactly
@@ -28,7 +29,10 @@
 //!   (the server's id) and `Chat-Seq` (numbered from 1 in the order sent),
 //!   and [`Reorder`] holds an event back until those before it have come.
 //!   The rule depends only on the stream, so every server that follows an
-//!   origin from the same point hands in the same order.
+//!   origin from the same point hands in the same order. A server's first
+//!   event is alone in flight until it is stored: a follower takes an
+//!   origin's first event in the stream for its first, so that one must
+//!   not be lost behind a later one.
 //! - An `L` for a server gone (the reaper's, or its own at shutdown) carries
 //!   `Chat-Dead` instead: what is held of that server is handed in first, in
 //!   order (what it misses went with it), and its later events, if any, at
@@ -64,6 +68,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream, ErrorCode};
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use chat_core::cluster::Event;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -285,6 +290,12 @@ struct Link {
     kv: kv::Store,
     room: String,
     server_id: String,
+}
+
+/// The event `{nick} left!`, for a server's clients that it can no longer
+/// announce itself.
+fn left(nick: &str) -> Bytes {
+    Bytes::from(Event::Left { nick, why: "" }.to_string())
 }
 
 fn stream_name(room: &str) -> String {
@@ -638,6 +649,10 @@ struct Publisher {
     /// The acks of `unacked`, one each, in order; empty after a failure until
     /// [`Publisher::resend`].
     acks: FuturesOrdered<BoxFuture<'static, Result<(), PublishError>>>,
+    /// This server's first numbered event is stored. Until then it is the
+    /// only one in flight: [`Reorder`] takes an origin's first event in the
+    /// stream for its first, so it must not be lost behind a later one.
+    started: bool,
 }
 
 impl Publisher {
@@ -680,7 +695,8 @@ impl Publisher {
     fn on_ack(&mut self, ack: Result<(), PublishError>) {
         match ack {
             Ok(()) => {
-                self.unacked.pop_front();
+                let acked = self.unacked.pop_front();
+                self.started |= acked.is_some_and(|(headers, _)| headers.get(SEQ).is_some());
             }
             Err(err) => self.lost(&err),
         }
@@ -756,6 +772,7 @@ impl Worker {
             counter: 0,
             unacked: VecDeque::new(),
             acks: FuturesOrdered::new(),
+            started: false,
         };
         Worker {
             heartbeat: tokio::spawn(heartbeat(link.clone())),
@@ -908,7 +925,10 @@ impl Worker {
     async fn drain_queue(&mut self) {
         while let Some(out) = self.queue.pop_front() {
             let blocked = match &out {
-                Out::Publish(_) => self.publisher.acks.len() >= PUBLISH_WINDOW,
+                Out::Publish(_) => {
+                    let first_in_flight = !self.publisher.started && !self.publisher.unacked.is_empty();
+                    first_in_flight || self.publisher.acks.len() >= PUBLISH_WINDOW
+                }
                 Out::Claim { .. } | Out::Release(_) => !self.publisher.unacked.is_empty(),
             };
             if blocked || self.publisher.needs_resend() {
@@ -1007,7 +1027,7 @@ impl Worker {
                 // publish is in the stream, so there is nothing to hold.
                 let id = format!("left-{}-{key}", self.link.server_id);
                 let headers = left_headers(id, &self.link.server_id);
-                self.publisher.publish_with_headers(headers, Bytes::from(format!("L {nick}"))).await;
+                self.publisher.publish_with_headers(headers, left(nick)).await;
             }
             self.finish_queue().await;
             for (key, nick) in held {
@@ -1273,7 +1293,7 @@ impl Reaper {
         let Some(holding) = self.holdings.get(key) else { return true };
         log::info!("NATS: server {} is dead; {:?} leaves", holding.server, holding.nick);
         let message = PublishMessage::build()
-            .payload(Bytes::from(format!("L {}", holding.nick)))
+            .payload(left(&holding.nick))
             .headers(left_headers(format!("left-{}-{key}", holding.server), &holding.server));
         let published = match self.link.js.send_publish(self.link.events_subject(), message).await {
             Ok(ack) => ack.await.map(drop),
